@@ -1,0 +1,1 @@
+"""The ``casino`` command: run the platform locally, benchmark it, verify it."""

@@ -1,0 +1,163 @@
+"""Starts the six services as separate local processes and stops them gracefully.
+
+Used by ``casino up`` and by the tests, so both run the platform exactly the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from casino_kit.server import wait_until_serving
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    package: str
+    port: int
+    upstreams: tuple[str, ...] = ()
+
+
+SERVICES = (
+    ServiceInfo("rng_svc", 50053),
+    ServiceInfo("wallet_svc", 50054),
+    ServiceInfo("game_svc", 50052, ("rng_svc", "wallet_svc")),
+    ServiceInfo("session_svc", 50051, ("game_svc", "wallet_svc")),
+    ServiceInfo("ingest_svc", 50055, ("game_svc",)),
+    ServiceInfo("edge_relay", 50056, ("ingest_svc",)),
+)
+BY_PACKAGE = {s.package: s for s in SERVICES}
+ADDR_VARIABLE = {
+    "rng_svc": "CASINO_RNG_ADDR",
+    "wallet_svc": "CASINO_WALLET_ADDR",
+    "game_svc": "CASINO_GAME_ADDR",
+    "ingest_svc": "CASINO_INGEST_ADDR",
+}
+
+
+class StartError(RuntimeError):
+    """A service exited or did not become SERVING in time; the message has its log tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    package: str
+    address: str
+    log_path: Path
+    process: asyncio.subprocess.Process
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def wait_serving(self, timeout_s: float) -> None:
+        async with grpc.aio.insecure_channel(self.address) as channel:
+            waiting = asyncio.ensure_future(wait_until_serving(channel))
+            exited = asyncio.ensure_future(self.process.wait())
+            done, _ = await asyncio.wait(
+                {waiting, exited}, timeout=timeout_s, return_when="FIRST_COMPLETED"
+            )
+            waiting.cancel()
+            exited.cancel()
+        if waiting not in done or not waiting.done() or waiting.cancelled():
+            why = "exited" if exited in done else f"not SERVING after {timeout_s:.0f} s"
+            raise StartError(f"{self.package} {why}; its log ends:\n{self.log_tail()}")
+
+    async def terminate(self, timeout_s: float = 10.0) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout_s)
+        except TimeoutError:
+            self.process.kill()
+            return await self.process.wait()
+
+
+@dataclass
+class Platform:
+    """The services on loopback, plaintext, with embedded storage under ``data_dir``.
+
+    ``ports`` maps a package to its port; missing ones get their default port, or a free
+    one when ``free_ports`` is set (tests). ``env`` is added to every process's environment.
+    """
+
+    data_dir: Path
+    packages: tuple[str, ...] = tuple(s.package for s in SERVICES)
+    free_ports: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for info in SERVICES:
+            port = free_port() if self.free_ports else info.port
+            self.addresses.setdefault(info.package, f"127.0.0.1:{port}")
+
+    def environment(self, package: str, port: int) -> dict[str, str]:
+        info = BY_PACKAGE[package]
+        env = {
+            **os.environ,
+            "CASINO_HOST": "127.0.0.1",
+            "CASINO_PORT": str(port),
+            "CASINO_INSECURE": "1",
+            "CASINO_DATA_DIR": str(self.data_dir),
+            "OTEL_SERVICE_NAME": package,
+            **self.env,
+        }
+        for upstream in info.upstreams:
+            env[ADDR_VARIABLE[upstream]] = self.addresses[upstream]
+        return env
+
+    async def spawn(self, package: str, port: int | None = None) -> ServiceProcess:
+        """Start one service process (on its platform port unless ``port`` is given).
+
+        It is not yet SERVING when this returns.
+        """
+        address = self.addresses[package] if port is None else f"127.0.0.1:{port}"
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{package}-{address.rsplit(':', 1)[1]}.log"
+        with log_path.open("ab") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                package,
+                env=self.environment(package, int(address.rsplit(":", 1)[1])),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches `casino up`, which stops each in turn
+            )
+        return ServiceProcess(package, address, log_path, process)
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Start every service and wait until all answer SERVING; stop them all on failure."""
+        for package in self.packages:
+            self.processes[package] = await self.spawn(package)
+        try:
+            await asyncio.gather(*(p.wait_serving(timeout_s) for p in self.processes.values()))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> dict[str, int]:
+        """SIGTERM every service at once and return their exit codes."""
+        running = list(self.processes.values())
+        self.processes.clear()
+        codes = await asyncio.gather(*(p.terminate() for p in running))
+        return {p.package: code for p, code in zip(running, codes, strict=True)}

@@ -1,0 +1,1 @@
+"""Tables, the round state machine, game rules and payouts, table events and recall."""

@@ -1,0 +1,1 @@
+"""The studio edge: authenticated studio event streams and media contribution."""

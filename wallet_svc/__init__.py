@@ -1,0 +1,1 @@
+"""The double-entry ledger: accounts, stakes, payouts, refunds, deposits and withdrawals."""
