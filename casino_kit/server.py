@@ -47,6 +47,7 @@ class ServerSettings(TlsSettings):
     metrics_port: int | None = None
     drain_s: float = 1.0
     grace_s: float = 3.0
+    max_connection_age_s: float = 300.0
     log_level: str = "info"
 
 
@@ -119,7 +120,18 @@ class _Host:
 
     async def _open(self) -> None:
         spec, settings = self.spec, self.settings
-        server = grpc.aio.server(interceptors=[server_tracing(), ServerInterceptor(spec.name)])
+        # A bounded connection age makes clients reconnect now and then, so pods added by a
+        # scale-out get their share of long-lived HTTP/2 connections.
+        age_ms = int(settings.max_connection_age_s * 1000)
+        server = grpc.aio.server(
+            interceptors=[server_tracing(), ServerInterceptor(spec.name)],
+            options=[
+                ("grpc.max_connection_age_ms", age_ms),
+                ("grpc.max_connection_age_grace_ms", age_ms),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ],
+        )
         for servicer in spec.servicers:
             servicer.add(servicer.implementation, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -16,12 +16,14 @@ class TlsSettings:
     """Certificate files of this process; ``insecure`` is an explicit, loopback-only opt-out.
 
     With ``tls_ca`` set, servers require client certificates signed by it (mTLS) and clients
-    verify servers against it.
+    verify servers against it. The public edges (players, studios) set ``tls_client_auth``
+    off: their callers authenticate with tokens, not certificates.
     """
 
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    tls_client_auth: bool = True
     insecure: bool = False
 
 
@@ -60,7 +62,7 @@ def server_credentials(tls: TlsSettings, host: str) -> grpc.ServerCredentials | 
         return grpc.ssl_server_credentials(
             [(tls.tls_key.read_bytes(), tls.tls_cert.read_bytes())],
             root_certificates=_read(tls.tls_ca),
-            require_client_auth=tls.tls_ca is not None,
+            require_client_auth=tls.tls_ca is not None and tls.tls_client_auth,
         )
     _check_plaintext(tls, host, "listen address")
     return None

@@ -103,6 +103,19 @@ async def test_mtls_admits_a_client_certificate_and_refuses_none(pki) -> None:
         await server.stop(None)
 
 
+async def test_public_edge_takes_tls_without_client_certificates(pki) -> None:
+    edge = pki["server"]
+    server, port = await _health_server(
+        TlsSettings(
+            tls_cert=edge.tls_cert, tls_key=edge.tls_key, tls_ca=edge.tls_ca, tls_client_auth=False
+        )
+    )
+    try:
+        assert await _check(pki["anonymous"], port) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await server.stop(None)
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
