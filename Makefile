@@ -13,12 +13,21 @@ GENERATED := casino/.generated
 # buf breaking compares the contracts with the previous commit of main.
 AGAINST ?= .git\#ref=HEAD~1
 
-.PHONY: help install proto lint test demo bench clean
+.PHONY: help install proto lint test demo bench clean softhsm
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed node_modules/.installed ## Virtualenv, Python dependencies, buf, generated code
+install: $(VENV)/.installed node_modules/.installed softhsm ## Virtualenv, Python dependencies, buf, generated code
+
+SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
+softhsm: ## Check for SoftHSM2, which the RNG's PKCS#11 tests need
+	@if [ -e '$(SOFTHSM_MODULE)' ] && command -v softhsm2-util >/dev/null; then \
+		echo "SoftHSM2 found: $(SOFTHSM_MODULE)"; \
+	else \
+		echo "SoftHSM2 is missing; the PKCS#11 tests will fail. Install it with:" >&2; \
+		echo "  sudo apt-get install -y softhsm2" >&2; \
+	fi
 
 $(VENV)/.bootstrap:
 	python3 -m venv $(VENV)
@@ -58,13 +67,15 @@ lint: install ## ruff, buf lint/format/breaking, import boundaries, mypy on the 
 	$(VENV)/bin/mypy casino_kit casino_cli
 
 test: install ## The whole test suite (needs PostgreSQL and Redis on loopback, see README)
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/media
+	scripts/in-test-netns $(PY) -m pytest tests/media
 
 demo: install ## Run the platform on embedded defaults
 	$(VENV)/bin/casino up
 
-bench: install ## Every benchmark; results in bench/results/
+bench: install ## Every benchmark; results in bench/results/ (relay in its own network namespace)
 	$(VENV)/bin/casino bench all
+	scripts/in-test-netns $(VENV)/bin/casino bench relay
 
 clean: ## Remove the virtualenv, node_modules and generated code
 	rm -rf $(VENV) node_modules casino

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from casino_cli import verify
 from casino_cli.platform import Platform, StartError
 
 
@@ -61,7 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmark names, or 'all'")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
     bench.add_argument("--quick", action="store_true", help="a reduced run, under a minute")
+    verify.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        sys.exit(verify.run(args))
     if args.command == "up":
         sys.exit(asyncio.run(_up(args.data_dir)))
     sys.exit(_bench(args.names, args.quick, args.list))

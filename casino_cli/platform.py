@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from casino_kit.channels import KEEPALIVE_OPTIONS
 from casino_kit.server import wait_until_serving
 
 
@@ -66,7 +67,7 @@ class ServiceProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     async def wait_serving(self, timeout_s: float) -> None:
-        async with grpc.aio.insecure_channel(self.address) as channel:
+        async with grpc.aio.insecure_channel(self.address, options=KEEPALIVE_OPTIONS) as channel:
             waiting = asyncio.ensure_future(wait_until_serving(channel))
             exited = asyncio.ensure_future(self.process.wait())
             done, _ = await asyncio.wait(

@@ -17,6 +17,9 @@ from casino_kit.telemetry import client_tracing
 from casino_kit.tls import TlsSettings, channel_credentials
 
 KEEPALIVE_OPTIONS = (
+    # Reconnect quickly to a peer that is starting up, instead of backing off to minutes.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),

@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -56,4 +56,9 @@ async def migrate(engine: AsyncEngine, package: str) -> None:
     ``config.attributes["connection"]``; see ``run_migrations_online`` there.
     """
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together on an empty database take turns.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": package}
+            )
         await connection.run_sync(_upgrade, package)

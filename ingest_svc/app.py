@@ -2,29 +2,64 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from casino.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from casino_kit.channels import upstream
+from casino_kit.media.hub import MediaHub
 from casino_kit.server import ServerSettings, Servicer, ServiceSpec
+from ingest_svc.ladder import LadderService
+from ingest_svc.media_server import MediaServicer
+from ingest_svc.media_source import Listen, MediaListener
 
 
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     game_addr: str = "127.0.0.1:50052"
+    # MPEG-TS listeners, comma separated: "stream_id=tcp://host:port" or "...=udp://host:port".
+    mpegts_listen: tuple[str, ...] = ()
+    # RTMP listeners (the studio publishes), comma separated: "stream_id=rtmp://host:port/app/key".
+    rtmp_listen: tuple[str, ...] = ()
+    # Renditions encoded from each source H.264 stream (the height names them): "720p,360p".
+    # Empty: pass-through only. Rungs taller than the source are skipped.
+    ladder: tuple[str, ...] = ()
+    # Access units a subscriber may fall behind before it skips to the next keyframe.
+    subscriber_queue: int = 120
 
 
 class StudioServicer(ingest_service_pb2_grpc.StudioServiceServicer):
     """Studio event streams; the RPCs answer UNIMPLEMENTED until the studio issue lands."""
 
 
-class MediaServicer(ingest_service_pb2_grpc.MediaServiceServicer):
-    """Media contribution and fan-out; UNIMPLEMENTED until the media issue lands."""
+class MediaContribution:
+    """The hub, the MPEG-TS and RTMP listeners feeding it, and the rendition ladder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.hub = MediaHub(subscriber_queue=settings.subscriber_queue)
+        entries = (*settings.mpegts_listen, *settings.rtmp_listen)
+        self.listens = [Listen.parse(entry) for entry in entries]
+        self.listeners: list[MediaListener] = []
+        self.ladder = LadderService(self.hub, settings.ladder)
+
+    async def start(self) -> None:
+        if self.listeners:
+            return
+        loop = asyncio.get_running_loop()
+        self.listeners = [MediaListener(listen, self.hub, loop) for listen in self.listens]
+        for listener in self.listeners:
+            listener.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(listener.stop() for listener in self.listeners))
+        await self.ladder.stop()
+        self.hub.stop()
 
 
 def build(settings: Settings) -> ServiceSpec:
     services = ingest_service_pb2.DESCRIPTOR.services_by_name
+    media = MediaContribution(settings)
     return ServiceSpec(
         name="ingest_svc",
         servicers=[
@@ -35,11 +70,13 @@ def build(settings: Settings) -> ServiceSpec:
             ),
             Servicer(
                 services["MediaService"],
-                MediaServicer(),
+                MediaServicer(media.hub),
                 ingest_service_pb2_grpc.add_MediaServiceServicer_to_server,
             ),
         ],
         dependencies={
             "game": upstream(settings.game_addr, settings.server, "casino.game.v1"),
         },
+        on_start=media.start,
+        on_stop=media.stop,
     )

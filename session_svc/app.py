@@ -1,32 +1,118 @@
-"""Wires the session service: settings, upstream channels, servicers, lifecycle."""
+"""Wires the session service: settings, store, keys, upstream channels, servicers, lifecycle."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from casino.session.v1 import session_service_pb2, session_service_pb2_grpc
 from casino_kit.channels import upstream
+from casino_kit.logs import get_logger
 from casino_kit.server import ServerSettings, Servicer, ServiceSpec
+from casino_kit.settings import SettingsError
+from session_svc.responsible import SELF_EXCLUSION_MIN_S
+from session_svc.server import SessionServicer
+from session_svc.sessions import MAX_SESSION_TOKEN_S, Policy, Sessions
+from session_svc.store import open_store
+from session_svc.tokens import HS256, SignKey, TokenError, b64url_decode, parse_operator_keys
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class Settings:
+    """``CASINO_*`` variables of the session service.
+
+    ``redis_url`` empty means the in-process store (one node). With Redis, every node must
+    share ``session_key`` (base64url, at least 32 bytes) so any node verifies any token.
+    Operator keys come from ``operator_keys`` (JSON, see docs/launch-token.md) or from the
+    JSON file ``operator_keys_file``.
+    """
+
     server: ServerSettings
     game_addr: str = "127.0.0.1:50052"
     wallet_addr: str = "127.0.0.1:50054"
+    redis_url: str = ""
+    key_prefix: str = "casino:session:"
+    session_key: str = ""
+    operator_keys: str = ""
+    operator_keys_file: Path | None = None
+    session_ttl_s: int = MAX_SESSION_TOKEN_S
+    launch_max_lifetime_s: int = 600
+    rate_per_s: float = 20.0
+    rate_burst: int = 40
+    rg_cooling_s: int = 24 * 3600
+    self_exclusion_min_s: int = SELF_EXCLUSION_MIN_S
+    allowed_jurisdictions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.redis_url and not self.session_key:
+            raise SettingsError(
+                "CASINO_SESSION_KEY is required with CASINO_REDIS_URL: every node must share it"
+            )
+        if not 0 < self.session_ttl_s <= MAX_SESSION_TOKEN_S:
+            raise SettingsError(f"CASINO_SESSION_TTL_S must be 1 to {MAX_SESSION_TOKEN_S}")
+        if self.rate_per_s <= 0 or self.rate_burst < 1:
+            raise SettingsError("CASINO_RATE_PER_S and CASINO_RATE_BURST must be positive")
 
 
-class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
-    """The player API; the RPCs answer UNIMPLEMENTED until the session issue lands."""
+def session_key(settings: Settings) -> SignKey:
+    if not settings.session_key:
+        # One node with the in-process store: a key that lives as long as the process, like
+        # the sessions it signs.
+        log.warning("no CASINO_SESSION_KEY: using a random per-process key")
+        return SignKey(HS256, secret=secrets.token_bytes(32))
+    try:
+        secret = b64url_decode(settings.session_key.rstrip("="))
+    except TokenError:
+        raise SettingsError("CASINO_SESSION_KEY is not base64url") from None
+    if len(secret) < 32:
+        raise SettingsError("CASINO_SESSION_KEY needs at least 32 bytes")
+    return SignKey(HS256, secret=secret)
+
+
+def operator_keys_text(settings: Settings) -> str:
+    if settings.operator_keys_file is not None:
+        return settings.operator_keys_file.read_text()
+    return settings.operator_keys
 
 
 def build(settings: Settings) -> ServiceSpec:
+    try:
+        operators = parse_operator_keys(operator_keys_text(settings))
+    except (ValueError, OSError) as error:
+        raise SettingsError(f"CASINO_OPERATOR_KEYS: {error}") from None
+    if not operators:
+        log.warning("no operator keys configured: every launch token will be refused")
+    store = open_store(settings.redis_url)
+    sessions = Sessions(
+        store,
+        prefix=settings.key_prefix,
+        operator_keys=operators,
+        session_key=session_key(settings),
+        policy=Policy(
+            token_ttl_s=settings.session_ttl_s,
+            launch_max_lifetime_s=settings.launch_max_lifetime_s,
+            rate_per_s=settings.rate_per_s,
+            rate_burst=settings.rate_burst,
+            rg_cooling_s=settings.rg_cooling_s,
+            self_exclusion_min_s=settings.self_exclusion_min_s,
+            allowed_jurisdictions=settings.allowed_jurisdictions,
+        ),
+    )
+
+    async def start() -> None:
+        await store.get(settings.key_prefix + "ping")  # fail at start-up if Redis is unreachable
+
     return ServiceSpec(
         name="session_svc",
         servicers=[
             Servicer(
                 session_service_pb2.DESCRIPTOR.services_by_name["SessionService"],
-                SessionServicer(),
+                # The table and bet RPCs are not written yet: the generated base answers them
+                # UNIMPLEMENTED, which its stub types declare abstract.
+                SessionServicer(sessions),  # type: ignore[abstract]
                 session_service_pb2_grpc.add_SessionServiceServicer_to_server,
             )
         ],
@@ -34,4 +120,6 @@ def build(settings: Settings) -> ServiceSpec:
             "game": upstream(settings.game_addr, settings.server, "casino.game.v1"),
             "wallet": upstream(settings.wallet_addr, settings.server, "casino.wallet.v1"),
         },
+        on_start=start,
+        on_stop=store.close,
     )

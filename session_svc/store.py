@@ -1,0 +1,263 @@
+"""Fast shared state for sessions: one small async interface, a Redis and an in-process adapter.
+
+Sessions, launch-token nonces, responsible-gaming state and rate-limit buckets live here. With
+Redis every session process of a deployment shares them; the in-process store is the embedded
+default for a single node. Both adapters pass the same tests, so the domain code cannot tell
+them apart. Values are strings (JSON written by the callers); every key can carry a TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    """The answer of a token-bucket take: allowed or not, and when a token is next free."""
+
+    allowed: bool
+    retry_after_ms: int
+
+
+class Store(Protocol):
+    """What the session service needs from its shared state."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]: ...
+
+    async def set(self, key: str, value: str, ttl_s: float | None = None) -> None: ...
+
+    async def set_if_absent(self, key: str, value: str, ttl_s: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent; True when this call stored it."""
+        ...
+
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        """Store ``value`` only if the current value is ``expected`` (None: absent); True when
+        stored. Read-modify-write without locks: a writer that lost the race reads again."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, ttl_s: float | None = None) -> int:
+        """Add one to an integer counter (created at 0); the TTL is set when it is created."""
+        ...
+
+    async def take_token(
+        self, key: str, rate_per_s: float, burst: int, cost: int = 1
+    ) -> BucketResult:
+        """Atomically take ``cost`` tokens from a bucket refilled at ``rate_per_s``, capped at
+        ``burst``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _ttl_ms(ttl_s: float | None) -> int | None:
+    return None if ttl_s is None else max(1, math.ceil(ttl_s * 1000))
+
+
+class MemoryStore:
+    """The in-process store: one node, no persistence; expiry checked on read."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._data: dict[str, tuple[str, float | None]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._writes = 0
+
+    def _now(self) -> float:
+        return self._clock()
+
+    def _live(self, key: str) -> str | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= self._now():
+            del self._data[key]
+            return None
+        return value
+
+    def _put(self, key: str, value: str, ttl_s: float | None) -> None:
+        expires = None if ttl_s is None else self._now() + (_ttl_ms(ttl_s) or 0) / 1000
+        self._data[key] = (value, expires)
+        self._writes += 1
+        if self._writes % 4096 == 0:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget expired keys now and then, so a long-running node does not grow forever."""
+        now = self._now()
+        for key in [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]:
+            del self._data[key]
+
+    async def get(self, key: str) -> str | None:
+        return self._live(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [self._live(k) for k in keys]
+
+    async def set(self, key: str, value: str, ttl_s: float | None = None) -> None:
+        self._put(key, value, ttl_s)
+
+    async def set_if_absent(self, key: str, value: str, ttl_s: float | None = None) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._put(key, value, ttl_s)
+        return True
+
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        if self._live(key) != expected:
+            return False
+        self._put(key, value, ttl_s)
+        return True
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+        self._buckets.pop(key, None)
+
+    async def incr(self, key: str, ttl_s: float | None = None) -> int:
+        current = self._live(key)
+        if current is None:
+            self._put(key, "1", ttl_s)
+            return 1
+        value = int(current) + 1
+        self._data[key] = (str(value), self._data[key][1])
+        return value
+
+    async def take_token(
+        self, key: str, rate_per_s: float, burst: int, cost: int = 1
+    ) -> BucketResult:
+        now = self._now()
+        tokens, stamp = self._buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - stamp) * rate_per_s)
+        if tokens >= cost:
+            self._buckets[key] = (tokens - cost, now)
+            return BucketResult(True, 0)
+        self._buckets[key] = (tokens, now)
+        return BucketResult(False, math.ceil((cost - tokens) / rate_per_s * 1000))
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+
+
+# KEYS[1] bucket; ARGV: rate per second, burst, cost. Time comes from the Redis server, so
+# every session process shares one clock. State: tokens and the time of the last update (ms).
+_TAKE_TOKEN = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil then
+  tokens = burst
+  at = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local allowed = 0
+local retry = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = math.ceil((cost - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return {allowed, retry}
+"""
+
+# KEYS[1] counter; ARGV[1] TTL in ms or 0: INCR and set the TTL only when the key is new.
+_INCR = """
+local value = redis.call('INCR', KEYS[1])
+if value == 1 and tonumber(ARGV[1]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return value
+"""
+
+
+# KEYS[1]; ARGV: "1" when a value is expected (else the key must be absent), the expected
+# value, the new value, TTL in ms or 0.
+_COMPARE_AND_SET = """
+local current = redis.call('GET', KEYS[1])
+local matches
+if ARGV[1] == '1' then matches = (current == ARGV[2]) else matches = (current == false) end
+if not matches then return 0 end
+if tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+return 1
+"""
+
+
+class RedisStore:
+    """The shared store on Redis; atomic operations are Lua scripts run on the server."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._take = client.register_script(_TAKE_TOKEN)
+        self._incr = client.register_script(_INCR)
+        self._cas = client.register_script(_COMPARE_AND_SET)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        return cls(aioredis.Redis.from_url(url, decode_responses=True))
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.get(key)
+        return None if value is None else str(value)
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        values = await self._redis.mget(list(keys))
+        return [None if v is None else str(v) for v in values]
+
+    async def set(self, key: str, value: str, ttl_s: float | None = None) -> None:
+        await self._redis.set(key, value, px=_ttl_ms(ttl_s))
+
+    async def set_if_absent(self, key: str, value: str, ttl_s: float | None = None) -> bool:
+        return bool(await self._redis.set(key, value, px=_ttl_ms(ttl_s), nx=True))
+
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, ttl_s: float | None = None
+    ) -> bool:
+        flag = "0" if expected is None else "1"
+        args: list[str | int] = [flag, expected or "", value, _ttl_ms(ttl_s) or 0]
+        return bool(int(await self._cas(keys=[key], args=args)))
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(key)
+
+    async def incr(self, key: str, ttl_s: float | None = None) -> int:
+        return int(await self._incr(keys=[key], args=[_ttl_ms(ttl_s) or 0]))
+
+    async def take_token(
+        self, key: str, rate_per_s: float, burst: int, cost: int = 1
+    ) -> BucketResult:
+        allowed, retry = await self._take(keys=[key], args=[rate_per_s, burst, cost])
+        return BucketResult(bool(int(allowed)), int(retry))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def open_store(redis_url: str) -> Store:
+    """Redis when a URL is configured, else the in-process store (one node only)."""
+    return RedisStore.from_url(redis_url) if redis_url else MemoryStore()
