@@ -13,21 +13,15 @@ GENERATED := casino/.generated
 # buf breaking compares the contracts with the previous commit of main.
 AGAINST ?= .git\#ref=HEAD~1
 
-.PHONY: help install proto lint test demo bench clean softhsm
+.PHONY: help install system proto lint test demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed node_modules/.installed softhsm ## Virtualenv, Python dependencies, buf, generated code
+install: system $(VENV)/.installed node_modules/.installed ## Virtualenv, Python dependencies, buf, generated code
 
-SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
-softhsm: ## Check for SoftHSM2, which the RNG's PKCS#11 tests need
-	@if [ -e '$(SOFTHSM_MODULE)' ] && command -v softhsm2-util >/dev/null; then \
-		echo "SoftHSM2 found: $(SOFTHSM_MODULE)"; \
-	else \
-		echo "SoftHSM2 is missing; the PKCS#11 tests will fail. Install it with:" >&2; \
-		echo "  sudo apt-get install -y softhsm2" >&2; \
-	fi
+system: ## Debian packages the tests use (installed when run as root, else listed)
+	scripts/system-packages
 
 $(VENV)/.bootstrap:
 	python3 -m venv $(VENV)

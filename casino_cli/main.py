@@ -34,6 +34,7 @@ async def _up(data_dir: Path) -> int:
     print(f"\n  {'service':<12} {'address':<18} state")
     for package, address in platform.addresses.items():
         print(f"  {package:<12} {address:<18} SERVING")
+    print("\n  players watch by WHEP: http://127.0.0.1:8890/whep/<stream_id>")
     print("\nall services SERVING; Ctrl-C stops them")
     await stopping
     print("stopping ...")

@@ -25,6 +25,7 @@ class ServiceInfo:
     package: str
     port: int
     upstreams: tuple[str, ...] = ()
+    whep_port: int | None = None
 
 
 SERVICES = (
@@ -33,7 +34,7 @@ SERVICES = (
     ServiceInfo("game_svc", 50052, ("rng_svc", "wallet_svc")),
     ServiceInfo("session_svc", 50051, ("game_svc", "wallet_svc")),
     ServiceInfo("ingest_svc", 50055, ("game_svc",)),
-    ServiceInfo("edge_relay", 50056, ("ingest_svc",)),
+    ServiceInfo("edge_relay", 50056, ("ingest_svc",), whep_port=8890),
 )
 BY_PACKAGE = {s.package: s for s in SERVICES}
 ADDR_VARIABLE = {
@@ -122,6 +123,9 @@ class Platform:
         }
         for upstream in info.upstreams:
             env[ADDR_VARIABLE[upstream]] = self.addresses[upstream]
+        if info.whep_port is not None:
+            whep = free_port() if self.free_ports else info.whep_port
+            env.setdefault("CASINO_WHEP_PORT", str(whep))
         return env
 
     async def spawn(self, package: str, port: int | None = None) -> ServiceProcess:

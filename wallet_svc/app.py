@@ -3,31 +3,55 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 from casino_kit.server import ServerSettings, Servicer, ServiceSpec
+from casino_kit.sql import database_url
 from wallet_svc.server import WalletAdminServicer, WalletServicer
+from wallet_svc.service import Wallet
 
 
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings
+    database_url: str = ""
+    """SQLAlchemy async URL (``postgresql+asyncpg://...``); empty: SQLite in CASINO_DATA_DIR."""
+    limit_cooling_s: float = 86_400.0
+    """How long a raised or removed responsible-gaming limit waits before it applies."""
+    limits_timezone: str = "UTC"
+    """The jurisdiction's time zone: limit days, weeks and months start at its midnight."""
+    batch_window_ms: float = 0.0
+    """Extra wait for more requests before a batch runs; 0 takes whatever is queued."""
+    batch_max: int = 1000
+    """Most requests in one transaction."""
+    db_pool_size: int = 10
 
 
 def build(settings: Settings) -> ServiceSpec:
+    wallet = Wallet(
+        database_url(settings.database_url, settings.server.data_dir, "wallet"),
+        pool_size=settings.db_pool_size,
+        zone=ZoneInfo(settings.limits_timezone),
+        cooling_s=settings.limit_cooling_s,
+        window_s=settings.batch_window_ms / 1000,
+        max_batch=settings.batch_max,
+    )
     services = wallet_service_pb2.DESCRIPTOR.services_by_name
     return ServiceSpec(
         name="wallet_svc",
         servicers=[
             Servicer(
                 services["WalletService"],
-                WalletServicer(),
+                WalletServicer(wallet),
                 wallet_service_pb2_grpc.add_WalletServiceServicer_to_server,
             ),
             Servicer(
                 services["WalletAdminService"],
-                WalletAdminServicer(),
+                WalletAdminServicer(wallet),
                 wallet_service_pb2_grpc.add_WalletAdminServiceServicer_to_server,
             ),
         ],
+        on_start=wallet.start,
+        on_stop=wallet.stop,
     )
