@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -39,9 +40,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("CASINO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest_asyncio.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database on the real server, dropped after the test.
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database on the real server, dropped afterwards.
 
     The URL is in SQLAlchemy's asyncpg form, ready for ``CASINO_DATABASE_URL``.
     """
@@ -56,3 +57,10 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest_asyncio.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """``postgres_database`` for one test."""
+    async with postgres_database() as url:
+        yield url

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.wallet_svc.helpers import RunningWallet, postgres_database, running_wallet
+from tests.conftest import postgres_database
+from tests.wallet_svc.helpers import RunningWallet, running_wallet
 
 COOLING_S = "1"
 """Limit raises wait one second in these processes, so tests can watch one take effect."""

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -18,7 +17,6 @@ from casino.common.v1 import common_pb2, limits_pb2
 from casino.wallet.v1 import wallet_pb2, wallet_service_pb2, wallet_service_pb2_grpc
 from casino_cli.platform import Platform
 from casino_kit.errors import ErrorDetails, details_of
-from tests.conftest import POSTGRES_ADMIN_URL
 
 ws = wallet_service_pb2
 
@@ -29,22 +27,6 @@ def eur(amount: int, currency: str = "EUR") -> common_pb2.Money:
 
 def key() -> str:
     return uuid.uuid4().hex
-
-
-@contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database (SQLAlchemy asyncpg URL), dropped afterwards."""
-    name = f"casino_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+asyncpg://"
-        )
-        yield f"{base}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 class Client:

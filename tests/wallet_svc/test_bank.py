@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.wallet_svc.helpers import postgres_database, running_wallet
+from tests.conftest import postgres_database
+from tests.wallet_svc.helpers import running_wallet
 from tests.wallet_svc.workload import Bank
 
 

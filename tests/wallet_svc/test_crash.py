@@ -8,7 +8,8 @@ import random
 import signal
 from pathlib import Path
 
-from tests.wallet_svc.helpers import RunningWallet, postgres_database, running_wallet
+from tests.conftest import postgres_database
+from tests.wallet_svc.helpers import RunningWallet, running_wallet
 from tests.wallet_svc.workload import Bank
 
 KILLS = 4

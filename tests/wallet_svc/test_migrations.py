@@ -12,7 +12,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from casino_kit.sql import create_engine, migrate
-from tests.wallet_svc.helpers import postgres_database, sqlite_url
+from tests.conftest import postgres_database
+from tests.wallet_svc.helpers import sqlite_url
 from wallet_svc.tables import metadata
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from tests.wallet_svc.helpers import postgres_database, running_wallet
+from tests.conftest import postgres_database
+from tests.wallet_svc.helpers import running_wallet
 from tests.wallet_svc.workload import Bank
 
 

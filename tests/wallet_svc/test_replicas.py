@@ -8,7 +8,8 @@ import uuid
 from pathlib import Path
 
 from casino.wallet.v1 import wallet_pb2, wallet_service_pb2
-from tests.wallet_svc.helpers import eur, key, postgres_database, running_wallet, snapshot
+from tests.conftest import postgres_database
+from tests.wallet_svc.helpers import eur, key, running_wallet, snapshot
 
 ws = wallet_service_pb2
 PLAYERS = [f"replica-p{i}" for i in range(10)]
