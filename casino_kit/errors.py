@@ -86,7 +86,7 @@ class Unavailable(DomainError):
 
 
 def to_status(error: DomainError, domain: str) -> grpc.Status:
-    """The rich gRPC status for ``error``; ``domain`` names the service that raised it."""
+    """The rich gRPC status for ``error``; ``domain`` is the raising service's proto package."""
     info = any_pb2.Any()
     info.Pack(
         error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata)

@@ -21,16 +21,19 @@ log = get_logger(__name__)
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, domain: str) -> None:
-        self._domain = domain
+    def __init__(self) -> None:
         meter = metrics.get_meter("casino_kit.rpc")
         self._duration = meter.create_histogram(
             "rpc.server.duration", unit="ms", description="Time to answer an RPC."
         )
 
-    async def _fail(self, error: BaseException, context: grpc.aio.ServicerContext) -> None:
+    async def _fail(
+        self, method: str, error: BaseException, context: grpc.aio.ServicerContext
+    ) -> None:
         if isinstance(error, DomainError):
-            status = to_status(error, self._domain)
+            # ErrorInfo.domain is the raising service's proto package, as the contract says.
+            service = method.lstrip("/").split("/", 1)[0]
+            status = to_status(error, service.rsplit(".", 1)[0])
             await context.abort(status.code, status.details, status.trailing_metadata)
         log.exception("unhandled error in rpc", exc_info=error)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -49,7 +52,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             except (DomainError, Exception) as error:
                 if isinstance(error, grpc.aio.AbortError):
                     raise
-                await self._fail(error, context)
+                await self._fail(method, error, context)
             finally:
                 self._record(method, started, context)
 
@@ -64,7 +67,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             except (DomainError, Exception) as error:
                 if isinstance(error, grpc.aio.AbortError):
                     raise
-                await self._fail(error, context)
+                await self._fail(method, error, context)
             finally:
                 self._record(method, started, context)
 

@@ -124,7 +124,7 @@ class _Host:
         # scale-out get their share of long-lived HTTP/2 connections.
         age_ms = int(settings.max_connection_age_s * 1000)
         server = grpc.aio.server(
-            interceptors=[server_tracing(), ServerInterceptor(spec.name)],
+            interceptors=[server_tracing(), ServerInterceptor()],
             options=[
                 ("grpc.max_connection_age_ms", age_ms),
                 ("grpc.max_connection_age_grace_ms", age_ms),

@@ -21,8 +21,8 @@ from grpc_status import rpc_status
 
 from casino_kit.errors import AlreadyExists, DomainError, to_status
 
-DOMAIN = "wallet_svc"
-"""The ErrorInfo domain: the kit's interceptor reports errors under the service name."""
+DOMAIN = "casino.wallet.v1"
+"""The ErrorInfo domain: the raising service's proto package, as the kit's interceptor uses."""
 
 _DETAILS_KEY = "grpc-status-details-bin"
 

@@ -27,7 +27,7 @@ async def test_missing_fields_are_named(platform: Platform) -> None:
         ),
     )
     assert details.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert details.reason == "INVALID_ARGUMENT" and details.domain == "wallet_svc"
+    assert details.reason == "INVALID_ARGUMENT" and details.domain == "casino.wallet.v1"
     assert {v.field for v in details.violations} == {"idempotency_key", "player_id"}
 
 

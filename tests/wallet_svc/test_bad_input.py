@@ -208,7 +208,8 @@ CASES = {
 async def test_bad_input_is_refused_and_changes_nothing(funded: RunningWallet, case: Case) -> None:
     before = await snapshot(funded.database_url)
     details = await failure(case.call(funded.client))
-    assert (details.code, details.reason, details.domain) == (case.code, case.reason, "wallet_svc")
+    expected = (case.code, case.reason, "casino.wallet.v1")
+    assert (details.code, details.reason, details.domain) == expected
     assert details.message
     assert tuple(v.field for v in details.violations) == case.fields
     assert all(v.description for v in details.violations)
