@@ -15,26 +15,10 @@ import grpc
 from casino.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from casino_kit.errors import NotFound, Unavailable
 from casino_kit.logs import get_logger
-from casino_kit.media.gop import Params
 from casino_kit.media.hub import MediaHub, MediaStream, Subscription
+from casino_kit.media.messages import params_of
 
 log = get_logger(__name__)
-
-
-def params_of(message: ingest_service_pb2.SubscribeResponse) -> Params:
-    p = message.codec_parameters
-    return Params(
-        stream_id=p.stream_id,
-        rendition=p.rendition,
-        codec=p.codec,
-        width=p.width,
-        height=p.height,
-        extradata=p.extradata,
-        time_base_num=p.time_base_num,
-        time_base_den=p.time_base_den,
-        sample_rate=p.sample_rate,
-        channels=p.channels,
-    )
 
 
 class Feed:
@@ -56,7 +40,7 @@ class Feed:
         try:
             async for message in stub.Subscribe(request):
                 if message.WhichOneof("message") == "codec_parameters":
-                    params = params_of(message)
+                    params = params_of(message.codec_parameters)
                     if stream is None:
                         stream = self.fanout.hub.claim(params, self.fanout.upstream_addr)
                         self.fanout.watch(stream, self)

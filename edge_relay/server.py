@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from casino.ingest.v1 import ingest_pb2, ingest_service_pb2, ingest_service_pb2_grpc
+from casino.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from casino.relay.v1 import relay_pb2, relay_service_pb2, relay_service_pb2_grpc
 from casino_kit.errors import FieldViolation, InvalidArgument
-from casino_kit.media.gop import Params, Unit
 from casino_kit.media.hub import StreamEnded
+from casino_kit.media.messages import subscription_messages
 from casino_kit.validation import Violations
 from edge_relay.relay import Relay
 
@@ -142,15 +142,10 @@ class MediaServicer(ingest_service_pb2_grpc.MediaServiceServicer):
         sub = await self.relay.fanout.subscribe(request.stream_id, request.rendition, True)
         sub.downstream_relay = True
         try:
-            while True:
-                try:
-                    item = await sub.next()
-                except StreamEnded:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, "the upstream stream ended")
-                    return
-                yield _message(item)
-        finally:
-            sub.close()
+            async for message in subscription_messages(sub):
+                yield message
+        except StreamEnded:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the upstream stream ended")
 
     async def ListStreams(
         self, request: ingest_service_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
@@ -163,32 +158,3 @@ class MediaServicer(ingest_service_pb2_grpc.MediaServiceServicer):
             request, timeout=5
         )
         return response
-
-
-def _message(item: Params | Unit) -> ingest_service_pb2.SubscribeResponse:
-    if isinstance(item, Params):
-        return ingest_service_pb2.SubscribeResponse(
-            codec_parameters=ingest_pb2.CodecParameters(
-                stream_id=item.stream_id,
-                rendition=item.rendition,
-                codec=item.codec,  # type: ignore[arg-type]
-                width=item.width,
-                height=item.height,
-                extradata=item.extradata,
-                time_base_num=item.time_base_num,
-                time_base_den=item.time_base_den,
-                sample_rate=item.sample_rate,
-                channels=item.channels,
-            )
-        )
-    return ingest_service_pb2.SubscribeResponse(
-        access_unit=ingest_pb2.AccessUnit(
-            sequence=item.sequence,
-            data=item.data,
-            keyframe=item.keyframe,
-            pts=item.pts,
-            dts=item.dts,
-            capture_time_us=item.capture_time_us,
-            discontinuity=item.discontinuity,
-        )
-    )

@@ -9,60 +9,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from casino.ingest.v1 import ingest_pb2, ingest_service_pb2, ingest_service_pb2_grpc
 from casino_kit.errors import FieldViolation, InvalidArgument
-from casino_kit.media.gop import Params, Unit
-from casino_kit.media.hub import MediaHub, MediaStream, StreamEnded, Subscription
+from casino_kit.media.gop import Params
+from casino_kit.media.hub import MediaHub, MediaStream, StreamEnded
+from casino_kit.media.messages import subscription_messages
 from casino_kit.validation import Violations
 
 MAX_PAGE = 500
-
-
-def params_message(params: Params) -> ingest_pb2.CodecParameters:
-    return ingest_pb2.CodecParameters(
-        stream_id=params.stream_id,
-        rendition=params.rendition,
-        codec=params.codec,  # type: ignore[arg-type]
-        width=params.width,
-        height=params.height,
-        extradata=params.extradata,
-        time_base_num=params.time_base_num,
-        time_base_den=params.time_base_den,
-        sample_rate=params.sample_rate,
-        channels=params.channels,
-    )
-
-
-def unit_message(unit: Unit) -> ingest_pb2.AccessUnit:
-    return ingest_pb2.AccessUnit(
-        sequence=unit.sequence,
-        data=unit.data,
-        keyframe=unit.keyframe,
-        pts=unit.pts,
-        dts=unit.dts,
-        capture_time_us=unit.capture_time_us,
-        discontinuity=unit.discontinuity,
-    )
-
-
-async def subscription_messages(
-    sub: Subscription,
-) -> AsyncIterator[ingest_service_pb2.SubscribeResponse]:
-    """Parameters first, then access units, until the stream ends (UNAVAILABLE)."""
-    try:
-        while True:
-            try:
-                item = await sub.next()
-            except StreamEnded:
-                raise StreamGone(sub.stream.stream_id) from None
-            if isinstance(item, Params):
-                yield ingest_service_pb2.SubscribeResponse(codec_parameters=params_message(item))
-            else:
-                yield ingest_service_pb2.SubscribeResponse(access_unit=unit_message(item))
-    finally:
-        sub.close()
-
-
-class StreamGone(Exception):
-    """Raised inside a Subscribe stream when its publisher did not come back."""
 
 
 def _descriptor_params(d: ingest_pb2.StreamDescriptor, time_base: tuple[int, int]) -> Params:
@@ -210,7 +162,7 @@ class MediaServicer(ingest_service_pb2_grpc.MediaServiceServicer):
         try:
             async for message in subscription_messages(sub):
                 yield message
-        except StreamGone:
+        except StreamEnded:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the stream's publisher went away")
 
     async def ListStreams(
