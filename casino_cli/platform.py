@@ -95,13 +95,15 @@ class Platform:
     """The services on loopback, plaintext, with embedded storage under ``data_dir``.
 
     ``ports`` maps a package to its port; missing ones get their default port, or a free
-    one when ``free_ports`` is set (tests). ``env`` is added to every process's environment.
+    one when ``free_ports`` is set (tests). ``env`` is added to every process's environment,
+    then ``service_env[package]`` to that package's (each service its own database, say).
     """
 
     data_dir: Path
     packages: tuple[str, ...] = tuple(s.package for s in SERVICES)
     free_ports: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 
@@ -120,6 +122,7 @@ class Platform:
             "CASINO_DATA_DIR": str(self.data_dir),
             "OTEL_SERVICE_NAME": package,
             **self.env,
+            **self.service_env.get(package, {}),
         }
         for upstream in info.upstreams:
             env[ADDR_VARIABLE[upstream]] = self.addresses[upstream]

@@ -3,8 +3,10 @@
 A subscription registers for live events *before* it reads the log, so an event committed
 while it reads is either in what it read or in its queue; it then skips sequences it has
 already sent and fills any hole from the log. That is how ``Subscribe`` resumes with no
-gap and no duplicate. Fan-out is in-process (one game_svc owns a table); a subscriber whose
-queue overflows is cut off and resumes from its last sequence plus one.
+gap and no duplicate. Fan-out is in-process from the replica that owns the table; on any
+other replica a subscriber that hears nothing for ``poll_s`` reads the log, so it also
+sees what the owner wrote. A subscriber whose queue overflows is cut off and resumes from
+its last sequence plus one.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ class _Listener:
 class EventLog:
     """Appends table events in sequence order and serves them, stored then live."""
 
-    def __init__(self, store: Store, capacity: int = 10_000) -> None:
+    def __init__(self, store: Store, capacity: int = 10_000, poll_s: float = 0.5) -> None:
         self.store = store
         self.capacity = capacity
+        self.poll_s = poll_s
         self._listeners: dict[str, set[_Listener]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -84,7 +87,13 @@ class EventLog:
                 if len(page) < PAGE:
                     break
             while True:
-                live = await listener.queue.get()
+                try:
+                    live = await asyncio.wait_for(listener.queue.get(), self.poll_s)
+                except TimeoutError:  # quiet here: another replica may be writing
+                    for stored in await self.store.events(table_id, next_sequence, PAGE):
+                        yield stored
+                        next_sequence = stored.sequence + 1
+                    continue
                 if live is None:
                     raise FellBehind(f"table {table_id}: subscriber fell behind")
                 if live.sequence < next_sequence:

@@ -206,6 +206,18 @@ class Round:
             reason = self._admit(bet, self.accepted)
         return reason
 
+    def refuse(self, bet_id: str, reason: str) -> BetAnswer:
+        """The wallet refused an accepted bet's stake: it becomes rejected with ``reason``."""
+        bet, answer = self._bets[bet_id]
+        if not answer.accepted:
+            return answer
+        refused = BetAnswer(bet_id, False, reason, answer.received_at)
+        self._bets[bet_id] = (bet, refused)
+        key = (bet.player_id, bet.spot)
+        self._on_spot[key] -= bet.stake
+        self._in_round[bet.player_id] -= bet.stake
+        return refused
+
     @property
     def accepted(self) -> tuple[BetRequest, ...]:
         """Accepted bets in receipt order: what settlement or a void must cover once each."""

@@ -1,49 +1,59 @@
 """The gRPC adapter: Protobuf requests to domain and storage calls, results back to Protobuf.
 
-What runs today: creating studio tables, reading them, suspending and resuming them, and
-the table event stream (``Subscribe``) with resume by sequence. Rounds, bets, decisions,
-studio events and recall answer UNIMPLEMENTED until the round loop is wired to the RNG,
-wallet and ingest services.
+What runs: tables (create, list, read, suspend, resume), RNG roulette and baccarat rounds
+driven by the replica that owns the table (``floor.py``), bet intake, operator voids, the
+table event stream with resume, and recall. Blackjack rounds, decisions and studio events
+answer UNIMPLEMENTED: their rules are written (``blackjack_round.py``), their loop is not.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.exc import IntegrityError
 
-from casino.common.v1 import common_pb2, table_event_pb2, table_pb2
+from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2, table_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
-from casino_kit.errors import AlreadyExists, NotFound
+from casino_kit.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 from casino_kit.validation import MAX_AMOUNT_MINOR, Violations
-from game_svc import blackjack
+from game_svc import blackjack, recall
 from game_svc.bets import BetType
+from game_svc.clock import Clock, timestamp, utcnow
 from game_svc.events import EventLog, FellBehind
+from game_svc.floor import Floor
 from game_svc.ids import new_id
-from game_svc.store import Answer, Store, TableMissing, TableRow
+from game_svc.store import Answer, RoundMissing, RoundRow, Store, TableMissing, TableRow
 
-Clock = Callable[[], datetime]
 GAME_OF_TYPE = {1: "roulette", 2: "baccarat", 3: "blackjack"}
+MAX_BATCH = 1000
 
 
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+@dataclass(frozen=True)
+class Parts:
+    """What the servicers use, alive between start and stop."""
+
+    store: Store
+    log: EventLog
+    floor: Floor
 
 
 def table_not_found(table_id: str) -> NotFound:
     return NotFound("TABLE_NOT_FOUND", f"no table {table_id}", metadata={"table_id": table_id})
 
 
-def table_message(row: TableRow) -> game_pb2.Table:
+def round_not_found(round_id: str) -> NotFound:
+    return NotFound("ROUND_NOT_FOUND", f"no round {round_id}", metadata={"round_id": round_id})
+
+
+def table_message(row: TableRow, latest: RoundRow | None) -> game_pb2.Table:
     config = row.config
-    return game_pb2.Table(
+    table = game_pb2.Table(
         summary=table_pb2.TableSummary(
             table_id=row.table_id,
             name=config.name,
@@ -59,6 +69,15 @@ def table_message(row: TableRow) -> game_pb2.Table:
         created_at=timestamp(row.created_at),
         last_sequence=row.last_sequence,
     )
+    if latest is not None:
+        record = latest.record
+        table.summary.round_id = record.round_id
+        table.summary.phase = record.phase
+        if record.phase == common_pb2.ROUND_PHASE_OPEN:
+            table.summary.betting_closes_at.CopyFrom(timestamp(latest.closes_at))
+        if record.phase in (common_pb2.ROUND_PHASE_OPEN, common_pb2.ROUND_PHASE_BETS_CLOSED):
+            table.commitment.CopyFrom(record.commitment)
+    return table
 
 
 def check_mutation(request: Message, violations: Violations) -> None:
@@ -180,11 +199,58 @@ class Idempotent:
         return known.response
 
 
-class GameServicer(game_service_pb2_grpc.GameServiceServicer):
-    """Tables and their event stream; rounds and bets come with the round loop."""
+def page_size(requested: int, violations: Violations) -> int:
+    if not 0 <= requested <= 500:
+        violations.add("page_size", "must be 0 to 500")
+    return requested or 50
 
-    def __init__(self, runtime: Callable[[], tuple[Store, EventLog]]) -> None:
+
+class GameServicer(game_service_pb2_grpc.GameServiceServicer):
+    """Tables, bets, the event stream and recall."""
+
+    def __init__(self, runtime: Callable[[], Parts]) -> None:
         self._runtime = runtime
+
+    async def ListTables(
+        self, request: game_service_pb2.ListTablesRequest, context: grpc.aio.ServicerContext
+    ) -> game_service_pb2.ListTablesResponse:
+        violations = Violations()
+        size = page_size(request.page_size, violations)
+        offset = 0
+        if request.page_token:
+            if not request.page_token.isdigit():
+                violations.add("page_token", "is not a token this service returned")
+            else:
+                offset = int(request.page_token)
+        violations.raise_if_any()
+        store = self._runtime().store
+
+        def listed(row: TableRow) -> bool:
+            config = row.config
+            return (
+                (not request.game_type or config.game_type == request.game_type)
+                and (not request.currency or config.currency == request.currency)
+                and (
+                    not request.jurisdiction
+                    or not config.jurisdictions
+                    or request.jurisdiction in config.jurisdictions
+                    or request.jurisdiction.split("-")[0] in config.jurisdictions
+                )
+            )
+
+        rows = sorted(
+            (row for row in await store.all_tables() if listed(row)),
+            key=lambda row: (row.config.name, row.table_id),
+        )
+        page = rows[offset : offset + size]
+        response = game_service_pb2.ListTablesResponse(
+            tables=[
+                table_message(row, await store.latest_round(row.table_id)).summary for row in page
+            ]
+        )
+        if offset + size < len(rows):
+            response.next_page_token = str(offset + size)
+        return response
 
     async def GetTable(
         self, request: game_service_pb2.GetTableRequest, context: grpc.aio.ServicerContext
@@ -192,12 +258,13 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         violations = Violations()
         violations.require(request, "table_id")
         violations.raise_if_any()
-        store, _ = self._runtime()
+        store = self._runtime().store
         try:
             row = await store.table(request.table_id)
         except TableMissing:
             raise table_not_found(request.table_id) from None
-        return game_service_pb2.GetTableResponse(table=table_message(row))
+        latest = await store.latest_round(row.table_id)
+        return game_service_pb2.GetTableResponse(table=table_message(row, latest))
 
     async def Subscribe(
         self, request: game_service_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -205,7 +272,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         violations = Violations()
         violations.require(request, "table_id")
         violations.raise_if_any()
-        _, log = self._runtime()
+        log = self._runtime().log
         try:
             async for event in log.subscribe(request.table_id, request.from_sequence):
                 yield game_service_pb2.SubscribeResponse(event=event)
@@ -214,15 +281,130 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         except FellBehind as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
 
+    async def PlaceBets(
+        self,
+        request_iterator: AsyncIterator[game_service_pb2.PlaceBetsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[game_service_pb2.PlaceBetsResponse]:
+        """Batches are answered concurrently, each as soon as its stakes are committed."""
+        answers: asyncio.Queue[game_service_pb2.PlaceBetsResponse | None] = asyncio.Queue()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def answer(batch: game_service_pb2.PlaceBetsRequest) -> None:
+            results = await self._place(batch)
+            await answers.put(
+                game_service_pb2.PlaceBetsResponse(
+                    batch_id=batch.batch_id,
+                    table_id=batch.table_id,
+                    round_id=batch.round_id,
+                    results=results,
+                )
+            )
+
+        async def read() -> None:
+            async for batch in request_iterator:
+                task = asyncio.get_running_loop().create_task(answer(batch))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            await asyncio.gather(*list(pending))
+            await answers.put(None)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        try:
+            while (response := await answers.get()) is not None:
+                yield response
+            await reader
+        finally:
+            reader.cancel()
+            for task in list(pending):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _place(self, batch: game_service_pb2.PlaceBetsRequest) -> list[game_pb2.BetResult]:
+        def everyone(reason: str) -> list[game_pb2.BetResult]:
+            return [
+                game_pb2.BetResult(
+                    bet_id=bet.bet_id, status=bet_pb2.BET_STATUS_REJECTED, reason=reason
+                )
+                for bet in batch.bets
+            ]
+
+        malformed = (
+            not (batch.batch_id and batch.idempotency_key and batch.table_id and batch.round_id)
+            or not 1 <= len(batch.bets) <= MAX_BATCH
+            or any(
+                not (bet.bet_id and bet.player_id)
+                or not 0 < bet.stake.amount_minor <= MAX_AMOUNT_MINOR
+                for bet in batch.bets
+            )
+        )
+        if malformed:
+            return everyone("INVALID_BET")
+        loop = self._runtime().floor.loop(batch.table_id)
+        if loop is None:
+            store = self._runtime().store
+            try:
+                row = await store.table(batch.table_id)
+            except TableMissing:
+                return everyone("TABLE_NOT_FOUND")
+            suspended = row.status != common_pb2.TABLE_STATUS_ACTIVE
+            return everyone("TABLE_SUSPENDED" if suspended else "BETTING_CLOSED")
+        return await loop.place(batch)
+
+    async def GetRound(
+        self, request: game_service_pb2.GetRoundRequest, context: grpc.aio.ServicerContext
+    ) -> game_service_pb2.GetRoundResponse:
+        violations = Violations()
+        violations.require(request, "round_id")
+        violations.raise_if_any()
+        store = self._runtime().store
+        try:
+            row = await store.round(request.round_id)
+        except RoundMissing:
+            raise round_not_found(request.round_id) from None
+        return game_service_pb2.GetRoundResponse(
+            round=recall.full_round(
+                row.record,
+                await store.bets_of(request.round_id),
+                await store.round_events(request.round_id),
+            )
+        )
+
+    async def ListRounds(
+        self, request: game_service_pb2.ListRoundsRequest, context: grpc.aio.ServicerContext
+    ) -> game_service_pb2.ListRoundsResponse:
+        violations = Violations()
+        if bool(request.table_id) == bool(request.player_id):
+            violations.add("table_id", "set exactly one of table_id and player_id")
+        size = page_size(request.page_size, violations)
+        before = recall.parse_page_token(request.page_token, violations)
+        violations.raise_if_any()
+        store = self._runtime().store
+        rows = await store.rounds_page(
+            table_id=request.table_id,
+            player_id=request.player_id,
+            start_us=recall.micros(request.start_time) if request.HasField("start_time") else None,
+            end_us=recall.micros(request.end_time) if request.HasField("end_time") else None,
+            before=before,
+            limit=size + 1,
+        )
+        response = game_service_pb2.ListRoundsResponse()
+        for row in rows[:size]:
+            bets = await store.bets_of(row.record.round_id, request.player_id)
+            events = await store.round_events(row.record.round_id) if request.player_id else []
+            response.rounds.append(recall.summary(row.record, bets, events, request.player_id))
+        if len(rows) > size:
+            response.next_page_token = recall.page_token(rows[size - 1].record)
+        return response
+
 
 class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
-    """Operator controls: create, suspend and resume tables (VoidRound needs rounds)."""
+    """Operator controls: create, suspend and resume tables, void rounds."""
 
-    def __init__(
-        self, runtime: Callable[[], tuple[Store, EventLog]], clock: Clock | None = None
-    ) -> None:
+    def __init__(self, runtime: Callable[[], Parts], clock: Clock | None = None) -> None:
         self._runtime = runtime
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utcnow
 
     async def CreateTable(
         self, request: game_service_pb2.CreateTableRequest, context: grpc.aio.ServicerContext
@@ -233,12 +415,16 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
         if request.HasField("config"):
             check_config(request.config, violations)
         violations.raise_if_any()
-        if request.config.result_source == game_pb2.RESULT_SOURCE_RNG:
+        if (
+            request.config.result_source == game_pb2.RESULT_SOURCE_RNG
+            and request.config.game_type == common_pb2.GAME_TYPE_BLACKJACK
+        ):
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
-                "RNG tables need the round loop, which is not wired yet; create a STUDIO table",
+                "RNG blackjack tables need the decision loop, which is not built yet",
             )
-        store, _ = self._runtime()
+        parts = self._runtime()
+        store = parts.store
         digest = request_hash(request)
         replayed = await Idempotent(store).replay("CreateTable", request.idempotency_key, digest)
         if replayed is not None:
@@ -264,6 +450,7 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
             if replayed is None:
                 raise
             return game_service_pb2.CreateTableResponse.FromString(replayed)
+        await parts.floor.sweep()  # start its first round now, not at the next sweep
         return response
 
     async def SuspendTable(
@@ -274,11 +461,19 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
                 reason=table_event_pb2.SUSPEND_REASON_OPERATOR, detail=request.reason
             )
         )
+        violations = Violations()
+        check_mutation(request, violations)
+        violations.require(request, "table_id")
+        violations.raise_if_any()
+        voided = ""
+        loop = self._runtime().floor.loop(request.table_id)
+        if loop is not None:
+            voided = await loop.suspend()
 
         def respond(stored: table_event_pb2.TableEvent | None) -> bytes:
             sequence = stored.sequence if stored else 0
             message = game_service_pb2.SuspendTableResponse(
-                table_id=request.table_id, sequence=sequence
+                table_id=request.table_id, sequence=sequence, voided_round_id=voided
             )
             return message.SerializeToString(deterministic=True)
 
@@ -304,7 +499,77 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
         answer = await self._change_status(
             "ResumeTable", request, common_pb2.TABLE_STATUS_ACTIVE, event, respond
         )
+        loop = self._runtime().floor.loop(request.table_id)
+        if loop is not None:
+            loop.resume()
         return game_service_pb2.ResumeTableResponse.FromString(answer)
+
+    async def VoidRound(
+        self, request: game_service_pb2.VoidRoundRequest, context: grpc.aio.ServicerContext
+    ) -> game_service_pb2.VoidRoundResponse:
+        violations = Violations()
+        check_mutation(request, violations)
+        violations.require(request, "table_id", "round_id")
+        violations.raise_if_any()
+        parts = self._runtime()
+        store = parts.store
+        digest = request_hash(request)
+        idempotent = Idempotent(store)
+        replayed = await idempotent.replay("VoidRound", request.idempotency_key, digest)
+        if replayed is not None:
+            return game_service_pb2.VoidRoundResponse.FromString(replayed)
+        try:
+            row = await store.round(request.round_id)
+        except RoundMissing:
+            raise round_not_found(request.round_id) from None
+        if row.record.table_id != request.table_id:
+            raise round_not_found(request.round_id)
+        if row.record.phase == common_pb2.ROUND_PHASE_SETTLED:
+            raise FailedPrecondition(
+                "ROUND_ALREADY_SETTLED",
+                f"round {request.round_id} is settled",
+                metadata={"round_id": request.round_id},
+            )
+        if row.record.phase == common_pb2.ROUND_PHASE_VOIDED:
+            event = next(
+                e for e in await store.round_events(request.round_id) if e.HasField("round_voided")
+            )
+        else:
+            loop = parts.floor.loop(request.table_id)
+            if loop is None:
+                raise Unavailable(
+                    "TABLE_NOT_OWNED", "another replica drives this table; retry the call"
+                )
+            voided = await loop.void(request.round_id, request.reason)
+            if voided is None:  # it ended while we waited: settled, or voided by someone else
+                return await self.VoidRound(request, context)
+            event = voided
+        refunded = [
+            bet
+            for bet in await store.bets_of(request.round_id)
+            if bet.status == bet_pb2.BET_STATUS_ACCEPTED
+        ]
+        response = game_service_pb2.VoidRoundResponse(
+            round_id=request.round_id,
+            sequence=event.sequence,
+            refunded_bet_count=event.round_voided.refunded_bet_count,
+        )
+        if refunded:
+            response.total_refunded.CopyFrom(
+                common_pb2.Money(
+                    amount_minor=sum(bet.bet.stake.amount_minor for bet in refunded),
+                    currency=refunded[0].bet.stake.currency,
+                )
+            )
+        await store.remember(
+            Answer(
+                "VoidRound",
+                request.idempotency_key,
+                digest,
+                lambda _: response.SerializeToString(deterministic=True),
+            )
+        )
+        return response
 
     async def _change_status(
         self,
@@ -318,7 +583,8 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
         check_mutation(request, violations)
         violations.require(request, "table_id")
         violations.raise_if_any()
-        store, log = self._runtime()
+        parts = self._runtime()
+        store, log = parts.store, parts.log
         digest = request_hash(request)
         idempotent = Idempotent(store)
         replayed = await idempotent.replay(operation, request.idempotency_key, digest)

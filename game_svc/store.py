@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -25,11 +27,13 @@ from sqlalchemy import (
     Table,
     insert,
     select,
+    tuple_,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from casino.common.v1 import table_event_pb2
+from casino.common.v1 import bet_pb2, table_event_pb2
 from casino.game.v1 import game_pb2
 from game_svc.rounds import Phase
 
@@ -43,6 +47,7 @@ tables = Table(
     Column("status", Integer, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Column("last_sequence", BigInteger, nullable=False),
+    Column("fence", BigInteger, nullable=False, server_default="0"),
 )
 events = Table(
     "game_table_events",
@@ -52,6 +57,7 @@ events = Table(
     Column("round_id", String(64), nullable=False),
     Column("server_time_us", BigInteger, nullable=False),
     Column("event", LargeBinary, nullable=False),
+    Index("game_table_events_by_round", "round_id"),
 )
 rounds = Table(
     "game_rounds",
@@ -62,7 +68,22 @@ rounds = Table(
     Column("opened_at_us", BigInteger, nullable=False),
     Column("closes_at_us", BigInteger, nullable=False),
     Column("closed_at_us", BigInteger, nullable=True),
+    Column("record", LargeBinary, nullable=True),
     Index("game_rounds_by_table", "table_id", "opened_at_us"),
+    Index("game_rounds_unfinished", "table_id", "phase"),
+)
+bets = Table(
+    "game_bets",
+    metadata,
+    Column("bet_id", String(128), primary_key=True),
+    Column("round_id", String(64), ForeignKey("game_rounds.round_id"), nullable=False),
+    Column("player_id", String(128), nullable=False),
+    Column("received", BigInteger, nullable=False),
+    Column("accepted", Boolean, nullable=False),
+    Column("stake", BigInteger, nullable=False),
+    Column("record", LargeBinary, nullable=False),
+    Index("game_bets_by_round", "round_id", "received"),
+    Index("game_bets_by_player", "player_id", "round_id"),
 )
 idempotency = Table(
     "game_idempotency",
@@ -96,14 +117,24 @@ class TableRow:
     last_sequence: int
 
 
+class RoundMissing(LookupError):
+    """No round with that id."""
+
+
+class StaleFence(Exception):
+    """The table has a newer owner: the writer's fencing token is no longer the table's."""
+
+
 @dataclass(frozen=True)
 class RoundRow:
-    round_id: str
-    table_id: str
-    phase: Phase
-    opened_at: datetime
+    """A round as stored: its recall record (without bets and events) and its close time."""
+
+    record: game_pb2.Round
     closes_at: datetime
-    closed_at: datetime | None
+
+    @property
+    def phase(self) -> Phase:
+        return Phase(self.record.phase)
 
 
 @dataclass(frozen=True)
@@ -159,13 +190,7 @@ class Store:
             ).first()
         if row is None:
             raise TableMissing(table_id)
-        return TableRow(
-            row.table_id,
-            game_pb2.TableConfig.FromString(row.config),
-            row.status,
-            from_us(row.created_at_us),
-            row.last_sequence,
-        )
+        return _table_row(row)
 
     async def set_status_and_append(
         self, table_id: str, status: int, event: table_event_pb2.TableEvent, answer: Answer
@@ -194,18 +219,25 @@ class Store:
             return await self._append(connection, event)
 
     async def _append(
-        self, connection: AsyncConnection, event: table_event_pb2.TableEvent
+        self,
+        connection: AsyncConnection,
+        event: table_event_pb2.TableEvent,
+        fence: int | None = None,
     ) -> table_event_pb2.TableEvent:
+        """Log under the next sequence; with ``fence``, only while it is the table's token."""
+        query = update(tables).where(tables.c.table_id == event.table_id)
+        if fence is not None:
+            query = query.where(tables.c.fence == fence)
         sequence = (
             await connection.execute(
-                update(tables)
-                .where(tables.c.table_id == event.table_id)
-                .values(last_sequence=tables.c.last_sequence + 1)
-                .returning(tables.c.last_sequence)
+                query.values(last_sequence=tables.c.last_sequence + 1).returning(
+                    tables.c.last_sequence
+                )
             )
         ).scalar_one_or_none()
         if sequence is None:
-            raise TableMissing(event.table_id)
+            await self._require_table(connection, event.table_id)
+            raise StaleFence(f"table {event.table_id}: fencing token {fence} is stale")
         stored = table_event_pb2.TableEvent()
         stored.CopyFrom(event)
         stored.sequence = sequence
@@ -241,37 +273,157 @@ class Store:
             rows = (await connection.execute(query)).all()
         return [table_event_pb2.TableEvent.FromString(row.event) for row in rows]
 
-    async def save_round(self, row: RoundRow) -> None:
-        """Insert a round or move its phase on (the state machine checked the move)."""
+    async def take_fence(self, table_id: str) -> int:
+        """A fencing token for a new owner of the table; every older token is stale from now."""
+        async with self.engine.begin() as connection:
+            token = (
+                await connection.execute(
+                    update(tables)
+                    .where(tables.c.table_id == table_id)
+                    .values(fence=tables.c.fence + 1)
+                    .returning(tables.c.fence)
+                )
+            ).scalar_one_or_none()
+        if token is None:
+            raise TableMissing(table_id)
+        return int(token)
+
+    async def save_round(
+        self, row: RoundRow, logged: Sequence[table_event_pb2.TableEvent], fence: int
+    ) -> list[table_event_pb2.TableEvent]:
+        """Insert a round or move it on, and log the transition's events, in one transaction,
+        as the owner holding ``fence`` (StaleFence otherwise: nothing is written)."""
+        if not logged:
+            raise ValueError("every round transition logs at least one event")
+        record = row.record
         values = {
-            "table_id": row.table_id,
-            "phase": int(row.phase),
-            "opened_at_us": to_us(row.opened_at),
+            "table_id": record.table_id,
+            "phase": record.phase,
+            "opened_at_us": to_us(record.opened_at.ToDatetime(UTC)),
             "closes_at_us": to_us(row.closes_at),
-            "closed_at_us": None if row.closed_at is None else to_us(row.closed_at),
+            "closed_at_us": (
+                to_us(record.closed_at.ToDatetime(UTC)) if record.HasField("closed_at") else None
+            ),
+            "record": record.SerializeToString(deterministic=True),
         }
         async with self.engine.begin() as connection:
+            stored = [await self._append(connection, event, fence) for event in logged]
             moved = await connection.execute(
-                update(rounds).where(rounds.c.round_id == row.round_id).values(**values)
+                update(rounds).where(rounds.c.round_id == record.round_id).values(**values)
             )
             if moved.rowcount == 0:
-                await connection.execute(insert(rounds).values(round_id=row.round_id, **values))
+                await connection.execute(insert(rounds).values(round_id=record.round_id, **values))
+        return stored
 
-    async def rounds_of(self, table_id: str) -> Sequence[RoundRow]:
-        query = select(rounds).where(rounds.c.table_id == table_id).order_by(rounds.c.opened_at_us)
+    async def add_bets(
+        self, round_id: str, received: Sequence[tuple[game_pb2.BetRecord, int]]
+    ) -> None:
+        """Keep bets as received (``received`` orders them), accepted or rejected."""
+        rows = [
+            {
+                "bet_id": record.bet.bet_id,
+                "round_id": round_id,
+                "player_id": record.bet.player_id,
+                "received": order,
+                "accepted": record.status == bet_pb2.BET_STATUS_ACCEPTED,
+                "stake": record.bet.stake.amount_minor,
+                "record": record.SerializeToString(deterministic=True),
+            }
+            for record, order in received
+        ]
+        if rows:
+            async with self.engine.begin() as connection:
+                await connection.execute(insert(bets), rows)
+
+    async def round(self, round_id: str) -> RoundRow:
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(rounds.c.record, rounds.c.closes_at_us).where(
+                        rounds.c.round_id == round_id
+                    )
+                )
+            ).first()
+        if row is None or row.record is None:
+            raise RoundMissing(round_id)
+        return _round_row(row)
+
+    async def unfinished_rounds(self, table_id: str) -> list[RoundRow]:
+        """Rounds of the table neither settled nor voided, oldest first."""
+        query = (
+            select(rounds.c.record, rounds.c.closes_at_us)
+            .where(
+                rounds.c.table_id == table_id,
+                rounds.c.phase.in_([Phase.OPEN, Phase.BETS_CLOSED, Phase.RESULT]),
+            )
+            .order_by(rounds.c.opened_at_us)
+        )
+        async with self.engine.connect() as connection:
+            return [_round_row(r) for r in (await connection.execute(query)).all()]
+
+    async def latest_round(self, table_id: str) -> RoundRow | None:
+        query = (
+            select(rounds.c.record, rounds.c.closes_at_us)
+            .where(rounds.c.table_id == table_id)
+            .order_by(rounds.c.opened_at_us.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _round_row(row)
+
+    async def rounds_page(
+        self,
+        *,
+        table_id: str = "",
+        player_id: str = "",
+        start_us: int | None,
+        end_us: int | None,
+        before: tuple[int, str] | None,
+        limit: int,
+    ) -> list[RoundRow]:
+        """Rounds of a table, or those where a player had an accepted bet, newest first;
+        ``before`` is the (opened_at_us, round_id) of the previous page's last round."""
+        query = select(rounds.c.record, rounds.c.closes_at_us, rounds.c.opened_at_us)
+        if table_id:
+            query = query.where(rounds.c.table_id == table_id)
+        else:
+            played = select(bets.c.round_id).where(
+                bets.c.player_id == player_id, bets.c.accepted.is_(True)
+            )
+            query = query.where(rounds.c.round_id.in_(played))
+        if start_us is not None:
+            query = query.where(rounds.c.opened_at_us >= start_us)
+        if end_us is not None:
+            query = query.where(rounds.c.opened_at_us < end_us)
+        if before is not None:
+            query = query.where(tuple_(rounds.c.opened_at_us, rounds.c.round_id) < tuple_(*before))
+        query = query.order_by(rounds.c.opened_at_us.desc(), rounds.c.round_id.desc()).limit(limit)
+        async with self.engine.connect() as connection:
+            return [_round_row(r) for r in (await connection.execute(query)).all() if r.record]
+
+    async def bets_of(self, round_id: str, player_id: str = "") -> list[game_pb2.BetRecord]:
+        """A round's bets in receipt order (only ``player_id``'s when given)."""
+        query = select(bets.c.record).where(bets.c.round_id == round_id)
+        if player_id:
+            query = query.where(bets.c.player_id == player_id)
+        query = query.order_by(bets.c.received, bets.c.bet_id)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return [
-            RoundRow(
-                r.round_id,
-                r.table_id,
-                Phase(r.phase),
-                from_us(r.opened_at_us),
-                from_us(r.closes_at_us),
-                None if r.closed_at_us is None else from_us(r.closed_at_us),
-            )
-            for r in rows
-        ]
+        return [game_pb2.BetRecord.FromString(r.record) for r in rows]
+
+    async def round_events(self, round_id: str) -> list[table_event_pb2.TableEvent]:
+        query = (
+            select(events.c.event).where(events.c.round_id == round_id).order_by(events.c.sequence)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [table_event_pb2.TableEvent.FromString(r.event) for r in rows]
+
+    async def all_tables(self) -> list[TableRow]:
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(select(tables).order_by(tables.c.table_id))).all()
+        return [_table_row(r) for r in rows]
 
     async def remembered(self, operation: str, key: str) -> Remembered | None:
         query = select(idempotency.c.request_hash, idempotency.c.response).where(
@@ -280,6 +432,15 @@ class Store:
         async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else Remembered(row.request_hash, row.response)
+
+    async def remember(self, answer: Answer) -> None:
+        """Keep an answer computed outside a transaction of its own; a concurrent call that
+        kept one first wins (both answers describe the same effect)."""
+        try:
+            async with self.engine.begin() as connection:
+                await self._remember(connection, answer, answer.respond(None))
+        except IntegrityError:
+            pass
 
     async def _remember(self, connection: AsyncConnection, answer: Answer, response: bytes) -> None:
         await connection.execute(
@@ -290,3 +451,17 @@ class Store:
                 response=response,
             )
         )
+
+
+def _table_row(row: Any) -> TableRow:
+    return TableRow(
+        row.table_id,
+        game_pb2.TableConfig.FromString(row.config),
+        row.status,
+        from_us(row.created_at_us),
+        row.last_sequence,
+    )
+
+
+def _round_row(row: Any) -> RoundRow:
+    return RoundRow(game_pb2.Round.FromString(row.record), from_us(row.closes_at_us))

@@ -4,9 +4,11 @@ Every mutating call is stored as (method, key, fingerprint, answer) in the same 
 its effect: a crash before the commit leaves nothing (the retry runs afresh), a crash after it
 leaves the answer (the retry gets it back). The fingerprint hashes the whole deterministic
 serialization of the request, key included, so any change of payload under the same key is
-caught. Answers are bytes, kept exactly as first sent: a response message, or a
-``google.rpc.Status`` for a domain error (an error is an answer too: a retry of a refused
-withdrawal must not succeed later because the balance changed meanwhile).
+caught; the fencing token is left out, as it says who may ask, not what is asked (a table's new
+owner finishing its predecessor's settlement sends the same payload with a newer token).
+Answers are bytes, kept exactly as first sent: a response message, or a ``google.rpc.Status``
+for a domain error (an error is an answer too: a retry of a refused withdrawal must not succeed
+later because the balance changed meanwhile).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from casino_kit.errors import AlreadyExists, DomainError, to_status
+from casino_kit.errors import AlreadyExists, DomainError, Unavailable, to_status
 
 DOMAIN = "casino.wallet.v1"
 """The ErrorInfo domain: the raising service's proto package, as the kit's interceptor uses."""
@@ -29,6 +31,11 @@ _DETAILS_KEY = "grpc-status-details-bin"
 
 def fingerprint(method: str, request: Message) -> bytes:
     """SHA-256 of the method name and the request's deterministic serialization."""
+    if "fencing_token" in request.DESCRIPTOR.fields_by_name:
+        copy = type(request)()
+        copy.CopyFrom(request)
+        copy.ClearField("fencing_token")
+        request = copy
     digest = hashlib.sha256(method.encode())
     digest.update(b"\x00")
     digest.update(request.SerializeToString(deterministic=True))
@@ -62,6 +69,20 @@ class Stored:
     key: str
     fingerprint: bytes
     answer: Answer
+
+
+UNAVAILABLE = Answer.of_error(
+    Unavailable("STORAGE_UNAVAILABLE", "the ledger is unavailable; retry")
+)
+"""The answer when the ledger cannot run a call now (nothing was committed: retry)."""
+
+INTERNAL = Answer(
+    False,
+    status_pb2.Status(
+        code=grpc.StatusCode.INTERNAL.value[0], message="internal error"
+    ).SerializeToString(),
+)
+"""The answer to a call that failed in an unexpected way (logged where it happened)."""
 
 
 def key_reused(method: str, key: str) -> AlreadyExists:

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from casino.common.v1 import table_event_pb2
 from casino.game.v1 import game_pb2
 from casino_kit.sql import create_engine, migrate
+from game_svc.clock import timestamp
 from game_svc.events import EventLog, FellBehind
 from game_svc.rounds import Phase
-from game_svc.server import timestamp
-from game_svc.store import Answer, RoundRow, Store, TableMissing, metadata
+from game_svc.store import Answer, RoundRow, StaleFence, Store, TableMissing, metadata
 from tests.conftest import POSTGRES_ADMIN_URL
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -124,14 +124,44 @@ async def test_status_change_logs_once_and_keeps_the_answer(engine: AsyncEngine)
         await store.set_status_and_append("zz", 2, event("zz", 1), answer("s3"))
 
 
-async def test_rounds_are_saved_and_move_on(engine: AsyncEngine) -> None:
+def round_event(table_id: str, n: int, round_id: str) -> table_event_pb2.TableEvent:
+    logged = event(table_id, n)
+    logged.round_id = round_id
+    return logged
+
+
+def round_record(round_id: str, table_id: str, phase: int) -> game_pb2.Round:
+    return game_pb2.Round(
+        round_id=round_id, table_id=table_id, phase=phase, opened_at=timestamp(NOW)
+    )
+
+
+async def test_rounds_move_on_with_their_events_only_under_the_current_fence(
+    engine: AsyncEngine,
+) -> None:
     store = Store(engine)
     await new_table(store, "e")
-    row = RoundRow("r-1", "e", Phase.OPEN, NOW, NOW + timedelta(seconds=15), None)
-    await store.save_round(row)
-    settled = RoundRow("r-1", "e", Phase.SETTLED, row.opened_at, row.closes_at, NOW)
-    await store.save_round(settled)
-    assert await store.rounds_of("e") == [settled]
+    closes = NOW + timedelta(seconds=15)
+    first = await store.take_fence("e")
+    opened = round_record("r-1", "e", Phase.OPEN)
+    (logged,) = await store.save_round(
+        RoundRow(opened, closes), [round_event("e", 1, "r-1")], first
+    )
+    assert logged.sequence == 1
+    assert [r.record.round_id for r in await store.unfinished_rounds("e")] == ["r-1"]
+
+    second = await store.take_fence("e")  # a new owner: the first token is stale now
+    assert second > first
+    settled = round_record("r-1", "e", Phase.SETTLED)
+    with pytest.raises(StaleFence):
+        await store.save_round(RoundRow(settled, closes), [round_event("e", 2, "r-1")], first)
+    assert (await store.round("r-1")).phase is Phase.OPEN
+    assert (await store.table("e")).last_sequence == 1
+
+    await store.save_round(RoundRow(settled, closes), [round_event("e", 2, "r-1")], second)
+    assert (await store.round("r-1")).phase is Phase.SETTLED
+    assert await store.unfinished_rounds("e") == []
+    assert [e.sequence for e in await store.round_events("r-1")] == [1, 2]
 
 
 async def collect(stream: AsyncIterator[table_event_pb2.TableEvent], count: int) -> list[int]:

@@ -1,0 +1,74 @@
+"""Table ownership leases: exactly one replica drives a table at a time.
+
+With Redis, a lease is a key holding the owner's id with a time to live that the owner
+renews; when the owner dies the key expires and another replica takes the table. A lease
+only says who should drive; what stops a deposed owner from writing is the fencing token
+(``Store.take_fence``) that the wallet and the event log check. Without Redis (one node),
+this process owns every table.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+# Renew or release only a lease this owner still holds.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Leases(Protocol):
+    async def acquire(self, table_id: str) -> bool: ...
+    async def renew(self, table_id: str) -> bool: ...
+    async def release(self, table_id: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class LocalLeases:
+    """One node: every table is ours."""
+
+    async def acquire(self, table_id: str) -> bool:
+        return True
+
+    async def renew(self, table_id: str) -> bool:
+        return True
+
+    async def release(self, table_id: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisLeases:
+    def __init__(self, url: str, owner: str, ttl_s: float, prefix: str = "casino:game:lease:"):
+        self._redis = aioredis.from_url(url)
+        self._owner = owner
+        self._ttl_ms = int(ttl_s * 1000)
+        self._prefix = prefix
+
+    async def acquire(self, table_id: str) -> bool:
+        key = self._prefix + table_id
+        return bool(await self._redis.set(key, self._owner, nx=True, px=self._ttl_ms))
+
+    async def renew(self, table_id: str) -> bool:
+        key = self._prefix + table_id
+        renewed = await self._redis.eval(_RENEW, 1, key, self._owner, self._ttl_ms)  # type: ignore[misc]
+        return bool(renewed)
+
+    async def release(self, table_id: str) -> None:
+        await self._redis.eval(_RELEASE, 1, self._prefix + table_id, self._owner)  # type: ignore[misc]
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,182 @@
+"""Driving real game, RNG and wallet processes: tables, players, bets, the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import grpc
+
+from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
+from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
+from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
+
+CURRENCY = "EUR"
+
+
+def eur(amount: int) -> common_pb2.Money:
+    return common_pb2.Money(amount_minor=amount, currency=CURRENCY)
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+def rng_table(
+    game: int = common_pb2.GAME_TYPE_ROULETTE, name: str = "RNG table", window_s: int = 5
+) -> game_pb2.TableConfig:
+    types = (
+        range(bet_pb2.BET_TYPE_ROULETTE_STRAIGHT, bet_pb2.BET_TYPE_ROULETTE_HIGH + 1)
+        if game == common_pb2.GAME_TYPE_ROULETTE
+        else range(bet_pb2.BET_TYPE_BACCARAT_PLAYER, bet_pb2.BET_TYPE_BACCARAT_BANKER_PAIR + 1)
+    )
+    return game_pb2.TableConfig(
+        name=name,
+        game_type=game,  # type: ignore[arg-type]
+        result_source=game_pb2.RESULT_SOURCE_RNG,
+        betting_window_seconds=window_s,
+        currency=CURRENCY,
+        limits=bet_pb2.TableLimits(
+            bet_limits=[
+                bet_pb2.BetLimit(bet_type=t, min_stake=eur(100), max_stake=eur(1_000_000))  # type: ignore[arg-type]
+                for t in types
+            ]
+        ),
+    )
+
+
+def red(stake: int = 1_000) -> tuple[bet_pb2.BetSpot, int]:
+    return bet_pb2.BetSpot(bet_type=bet_pb2.BET_TYPE_ROULETTE_RED), stake
+
+
+def straight(number: int, stake: int = 100) -> tuple[bet_pb2.BetSpot, int]:
+    return bet_pb2.BetSpot(bet_type=bet_pb2.BET_TYPE_ROULETTE_STRAIGHT, numbers=[number]), stake
+
+
+class Casino:
+    """Clients of one game service and its wallet."""
+
+    def __init__(self, game: grpc.aio.Channel, wallet: grpc.aio.Channel) -> None:
+        self.game = game_service_pb2_grpc.GameServiceStub(game)
+        self.admin = game_service_pb2_grpc.TableAdminServiceStub(game)
+        self.wallet = wallet_service_pb2_grpc.WalletServiceStub(wallet)
+        self.wallet_admin = wallet_service_pb2_grpc.WalletAdminServiceStub(wallet)
+
+    async def table(self, config: game_pb2.TableConfig) -> str:
+        created = await self.admin.CreateTable(
+            game_service_pb2.CreateTableRequest(
+                idempotency_key=key(), operator_id="op", reason="test", config=config
+            ),
+            timeout=10,
+        )
+        return created.table_id
+
+    async def player(self, deposit: int) -> str:
+        player = f"p-{key()[:12]}"
+        await self.wallet.OpenAccount(
+            wallet_service_pb2.OpenAccountRequest(
+                idempotency_key=key(), player_id=player, currency=CURRENCY
+            ),
+            timeout=10,
+        )
+        if deposit:
+            await self.wallet.Deposit(
+                wallet_service_pb2.DepositRequest(
+                    idempotency_key=key(), player_id=player, amount=eur(deposit)
+                ),
+                timeout=10,
+            )
+        return player
+
+    async def balance(self, player: str) -> int:
+        answer = await self.wallet.GetBalance(
+            wallet_service_pb2.GetBalanceRequest(player_id=player, currency=CURRENCY), timeout=10
+        )
+        return answer.balance.amount_minor
+
+    async def place(
+        self,
+        table_id: str,
+        round_id: str,
+        bets: Sequence[tuple[str, tuple[bet_pb2.BetSpot, int]]],
+        bet_ids: Sequence[str] | None = None,
+    ) -> list[game_pb2.BetResult]:
+        """One batch on a fresh PlaceBets stream; ``bets`` are (player, (spot, stake))."""
+        ids = list(bet_ids) if bet_ids is not None else [key() for _ in bets]
+        request = game_service_pb2.PlaceBetsRequest(
+            idempotency_key=key(),
+            batch_id=key(),
+            table_id=table_id,
+            round_id=round_id,
+            bets=[
+                game_pb2.Bet(bet_id=bet_id, player_id=player, spot=spot, stake=eur(stake))
+                for bet_id, (player, (spot, stake)) in zip(ids, bets, strict=True)
+            ],
+        )
+
+        async def one() -> AsyncIterator[game_service_pb2.PlaceBetsRequest]:
+            yield request
+
+        async for response in self.game.PlaceBets(one(), timeout=20):
+            return list(response.results)
+        raise AssertionError("PlaceBets answered nothing")
+
+
+class Events:
+    """A table's event stream, read in the background, with waits on what arrives."""
+
+    def __init__(self, game: game_service_pb2_grpc.GameServiceStub, table_id: str) -> None:
+        self.seen: list[table_event_pb2.TableEvent] = []
+        self._changed = asyncio.Condition()
+        self._task = asyncio.get_running_loop().create_task(self._read(game, table_id))
+
+    async def _read(self, game: game_service_pb2_grpc.GameServiceStub, table_id: str) -> None:
+        next_sequence = 1
+        while True:
+            try:
+                stream = game.Subscribe(
+                    game_service_pb2.SubscribeRequest(
+                        table_id=table_id, from_sequence=next_sequence
+                    )
+                )
+                async for message in stream:
+                    assert message.event.sequence == next_sequence, "a gap or a duplicate"
+                    next_sequence += 1
+                    async with self._changed:
+                        self.seen.append(message.event)
+                        self._changed.notify_all()
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.2)  # the service restarts: resume where we were
+
+    async def wait_for(
+        self, match: Callable[[table_event_pb2.TableEvent], bool], timeout: float = 30
+    ) -> table_event_pb2.TableEvent:
+        async def found() -> table_event_pb2.TableEvent:
+            async with self._changed:
+                while True:
+                    for event in self.seen:
+                        if match(event):
+                            return event
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(found(), timeout)
+
+    def of(self, round_id: str, payload: str) -> list[table_event_pb2.TableEvent]:
+        return [
+            e for e in self.seen if e.round_id == round_id and e.WhichOneof("payload") == payload
+        ]
+
+    async def close(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+
+def payload(name: str, round_id: str = "") -> Callable[[table_event_pb2.TableEvent], bool]:
+    def match(event: table_event_pb2.TableEvent) -> bool:
+        return event.WhichOneof("payload") == name and (not round_id or event.round_id == round_id)
+
+    return match
