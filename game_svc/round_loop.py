@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from casino.game.v1 import game_pb2, game_service_pb2
 from casino.wallet.v1 import wallet_pb2
 from casino_kit.errors import details_of
 from casino_kit.logs import get_logger
-from game_svc import baccarat, roulette
+from game_svc import baccarat, metrics, roulette
 from game_svc.bets import InvalidBet
 from game_svc.clock import Clock, timestamp
 from game_svc.convert import bet_request, limits_of
@@ -47,6 +48,9 @@ log = get_logger(__name__)
 
 SETTLED_PART = 1000
 """Bets per RoundSettled event: a 10,000-bet round publishes ten parts."""
+STAKE_CALLS = 4
+"""Stake batches of one table at the wallet at once; more queue here, not there, so a burst
+of bets cannot push the wallet's calls past their deadline."""
 
 VALIDATORS = {Game.ROULETTE: roulette.validate, Game.BACCARAT: baccarat.validate}
 
@@ -108,6 +112,7 @@ class TableLoop:
         self.suspended = table.status != common_pb2.TABLE_STATUS_ACTIVE
         self._turn = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._stake_calls = asyncio.Semaphore(STAKE_CALLS)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -177,6 +182,11 @@ class TableLoop:
             await self._settle(live.record, live.round.closes_at, live.round.accepted, drawn)
             live.round.settle(self.clock())
             self.live = None
+        times = live.round.phase_times
+        for phase, ended in ((Phase.OPEN, Phase.BETS_CLOSED), (Phase.BETS_CLOSED, Phase.RESULT)):
+            if phase in times and ended in times:
+                seconds = (times[ended] - times[phase]).total_seconds()
+                metrics.phase_ended(self.game.name.lower(), phase.name.lower(), seconds)
 
     async def _sleep_until(self, moment: datetime) -> None:
         while (left := (moment - self.clock()).total_seconds()) > 0:
@@ -269,6 +279,7 @@ class TableLoop:
         accepted: Sequence[BetRequest],
         drawn: Drawn,
     ) -> None:
+        started = time.monotonic()
         round_id = record.round_id
         currency = self.config.currency
         # Sorted, so a settlement redone after a crash is the same request, byte for byte.
@@ -344,6 +355,7 @@ class TableLoop:
         record.total_stake.CopyFrom(total_stake)
         record.total_payout.CopyFrom(total_payout)
         await self._save(record, closes_at, logged)
+        metrics.settled(self.game.name.lower(), time.monotonic() - started)
         log.info(
             "round settled",
             table_id=self.table_id,
@@ -357,8 +369,10 @@ class TableLoop:
     ) -> table_event_pb2.TableEvent:
         round_id = record.round_id
         try:
+            # The same reason on every attempt, so a void redone by recovery is the same
+            # request; the detail goes into RoundVoided.
             refunded = await self.wallet.refund(
-                self.table_id, round_id, self.fence, detail or "void"
+                self.table_id, round_id, self.fence, f"round {round_id} voided"
             )
         except grpc.aio.AioRpcError as error:
             if reason_of(error) == "STALE_FENCING_TOKEN":
@@ -469,7 +483,10 @@ class TableLoop:
             await self._stake(live, batch, fresh, now)
         else:
             await self._keep(live, batch, now)
-        return [await future for future in results]
+        answered = [await future for future in results]
+        for result in answered:
+            metrics.bet_answered(self.game.name.lower(), result.reason)
+        return answered
 
     async def _stake(
         self,
@@ -487,13 +504,14 @@ class TableLoop:
                 for bet in fresh
             ]
             try:
-                answers = await self.wallet.stake(
-                    f"bets:{live.record.round_id}:{key}",
-                    self.table_id,
-                    live.record.round_id,
-                    self.fence,
-                    stakes,
-                )
+                async with self._stake_calls:
+                    answers = await self.wallet.stake(
+                        f"bets:{live.record.round_id}:{key}",
+                        self.table_id,
+                        live.record.round_id,
+                        self.fence,
+                        stakes,
+                    )
             except grpc.aio.AioRpcError as error:
                 # The stakes may or may not be debited: only a refund of the whole round is
                 # certain to be right. The bets answer BETTING_CLOSED: the round is over.
