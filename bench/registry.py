@@ -14,6 +14,7 @@ BENCHMARKS = {
     "relay": "bench.relay",
     "rtp": "bench.rtp",
     "rng": "bench.rng",
+    "settle": "bench.settle",
     "wallet": "bench.wallet",
 }
 
