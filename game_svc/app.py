@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from game_svc.clock import utcnow
 from game_svc.events import EventLog
 from game_svc.floor import Floor
 from game_svc.leases import Leases, LocalLeases, RedisLeases
+from game_svc.peers import Peers
 from game_svc.server import GameServicer, Parts, TableAdminServicer
 from game_svc.store import Store
 from game_svc.upstreams import Rng, Wallet
@@ -37,6 +37,10 @@ class Settings:
     redis_url: str = ""
     lease_ttl_s: float = 5.0
     round_pause_s: float = 2.0
+    advertise_addr: str = ""
+    """Where the other replicas reach this one (default host:port); in Kubernetes, the pod IP."""
+    peer_tls_name: str = ""
+    """The name the replicas' shared certificate is checked against when they call each other."""
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.lease_ttl_s <= 60.0:
@@ -59,12 +63,16 @@ class Runtime:
             raise RuntimeError("the game service is not started")
         return self._parts
 
+    def _address(self) -> str:
+        server = self.settings.server
+        host = server.host if server.host not in ("0.0.0.0", "::", "") else socket.gethostname()
+        return self.settings.advertise_addr or f"{host}:{server.port}"
+
     def _leases(self) -> Leases:
         settings = self.settings
         if not settings.redis_url:
             return LocalLeases()
-        owner = f"{socket.gethostname()}:{os.getpid()}"
-        return RedisLeases(settings.redis_url, owner, settings.lease_ttl_s)
+        return RedisLeases(settings.redis_url, self._address(), settings.lease_ttl_s)
 
     async def start(self) -> None:
         if self._parts is not None:
@@ -82,6 +90,7 @@ class Runtime:
             Rng(rng),
             Wallet(wallet),
             self._leases(),
+            Peers(self._address(), settings.server, settings.peer_tls_name),
             utcnow,
             sweep_s=settings.lease_ttl_s / 4,
             pause_s=settings.round_pause_s,

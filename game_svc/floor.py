@@ -16,6 +16,7 @@ from game_svc.clock import Clock
 from game_svc.events import EventLog
 from game_svc.leases import Leases
 from game_svc.outcomes import Game
+from game_svc.peers import Peers
 from game_svc.round_loop import VALIDATORS, TableLoop
 from game_svc.store import Store, TableRow
 from game_svc.upstreams import Rng, Wallet
@@ -39,6 +40,7 @@ class Floor:
         rng: Rng,
         wallet: Wallet,
         leases: Leases,
+        peers: Peers,
         clock: Clock,
         *,
         sweep_s: float,
@@ -49,6 +51,7 @@ class Floor:
         self.rng = rng
         self.wallet = wallet
         self.leases = leases
+        self.peers = peers
         self.clock = clock
         self.sweep_s = sweep_s
         self.pause_s = pause_s
@@ -60,6 +63,11 @@ class Floor:
         """The loop of a table this replica drives, if it does."""
         running = self._loops.get(table_id)
         return None if running is None or running[1].done() else running[0]
+
+    async def owner(self, table_id: str) -> str | None:
+        """The address of the replica that drives the table, when it is another one."""
+        holder = await self.leases.holder(table_id)
+        return None if holder in (None, self.peers.own_address) else holder
 
     def start(self) -> None:
         self._patrol = asyncio.get_running_loop().create_task(self._run())
@@ -115,3 +123,4 @@ class Floor:
             await self._stop(table_id)
             await self.leases.release(table_id)
         await self.leases.close()
+        await self.peers.close()

@@ -29,6 +29,10 @@ return 0
 
 
 class Leases(Protocol):
+    async def holder(self, table_id: str) -> str | None:
+        """The owner's advertised address, if anyone holds the table."""
+        ...
+
     async def acquire(self, table_id: str) -> bool: ...
     async def renew(self, table_id: str) -> bool: ...
     async def release(self, table_id: str) -> None: ...
@@ -37,6 +41,9 @@ class Leases(Protocol):
 
 class LocalLeases:
     """One node: every table is ours."""
+
+    async def holder(self, table_id: str) -> str | None:
+        return None
 
     async def acquire(self, table_id: str) -> bool:
         return True
@@ -53,10 +60,15 @@ class LocalLeases:
 
 class RedisLeases:
     def __init__(self, url: str, owner: str, ttl_s: float, prefix: str = "casino:game:lease:"):
+        """``owner`` is this replica's advertised address: where other replicas send bets."""
         self._redis = aioredis.from_url(url)
         self._owner = owner
         self._ttl_ms = int(ttl_s * 1000)
         self._prefix = prefix
+
+    async def holder(self, table_id: str) -> str | None:
+        value = await self._redis.get(self._prefix + table_id)
+        return None if value is None else value.decode()
 
     async def acquire(self, table_id: str) -> bool:
         key = self._prefix + table_id

@@ -28,6 +28,7 @@ from game_svc.clock import Clock, timestamp, utcnow
 from game_svc.events import EventLog, FellBehind
 from game_svc.floor import Floor
 from game_svc.ids import new_id
+from game_svc.peers import FORWARDED
 from game_svc.store import Answer, RoundMissing, RoundRow, Store, TableMissing, TableRow
 
 GAME_OF_TYPE = {1: "roulette", 2: "baccarat", 3: "blackjack"}
@@ -290,8 +291,10 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         answers: asyncio.Queue[game_service_pb2.PlaceBetsResponse | None] = asyncio.Queue()
         pending: set[asyncio.Task[None]] = set()
 
+        forwarded = any(key == FORWARDED for key, _ in context.invocation_metadata() or ())
+
         async def answer(batch: game_service_pb2.PlaceBetsRequest) -> None:
-            results = await self._place(batch)
+            results = await self._place(batch, forwarded)
             await answers.put(
                 game_service_pb2.PlaceBetsResponse(
                     batch_id=batch.batch_id,
@@ -321,7 +324,9 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
-    async def _place(self, batch: game_service_pb2.PlaceBetsRequest) -> list[game_pb2.BetResult]:
+    async def _place(
+        self, batch: game_service_pb2.PlaceBetsRequest, forwarded: bool
+    ) -> list[game_pb2.BetResult]:
         def everyone(reason: str) -> list[game_pb2.BetResult]:
             return [
                 game_pb2.BetResult(
@@ -341,7 +346,13 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         )
         if malformed:
             return everyone("INVALID_BET")
-        loop = self._runtime().floor.loop(batch.table_id)
+        floor = self._runtime().floor
+        loop = floor.loop(batch.table_id)
+        if loop is None and not forwarded and (owner := await floor.owner(batch.table_id)):
+            try:
+                return await floor.peers.place(owner, batch)
+            except grpc.aio.AioRpcError:
+                return everyone("BETTING_CLOSED")  # the owner is gone: its round is voided
         if loop is None:
             store = self._runtime().store
             try:

@@ -424,7 +424,11 @@ def test_service_env_matches_its_dependencies(target: str, service: str) -> None
     # Same service.name as under `casino up`, which uses the package name.
     assert env["OTEL_SERVICE_NAME"]["value"] == SERVICES[service][0]
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector:4317"
-    addrs = {k for k in env if k.startswith("CASINO_") and k.endswith("_ADDR")}
+    addrs = {
+        k
+        for k in env
+        if k.startswith("CASINO_") and k.endswith("_ADDR") and k != "CASINO_ADVERTISE_ADDR"
+    }
     assert addrs == UPSTREAMS[service]
     secrets = referenced_secrets(spec)
     db = [n for n in secrets if n.startswith("casino-database")]
@@ -805,7 +809,7 @@ def reachable(
 INTERNAL_GRPC = {
     "session-svc": set(SERVICES) | {"otel-collector"},  # public edge: anyone
     "ingest-svc": set(SERVICES) | {"otel-collector"},  # public edge: anyone
-    "game-svc": {"session-svc", "ingest-svc"},
+    "game-svc": {"session-svc", "ingest-svc", "game-svc"},
     "wallet-svc": {"game-svc", "session-svc"},
     "rng-svc": {"game-svc"},
     "edge-relay": {"edge-relay"},  # relay chaining
