@@ -461,7 +461,8 @@ def test_upstream_addresses_point_at_real_service_ports(target: str) -> None:
     for service in SERVICES:
         for name, var in env_of(main_container(docs, service)).items():
             value = var.get("value", "")
-            if name.endswith("_ADDR") or name == "OTEL_EXPORTER_OTLP_ENDPOINT":
+            upstream = name.endswith("_ADDR") and name != "CASINO_ADVERTISE_ADDR"
+            if upstream or name == "OTEL_EXPORTER_OTLP_ENDPOINT":
                 host, port = value.removeprefix("http://").rsplit(":", 1)
                 assert (host, int(port)) in ports, f"{service}: {name}={value}"
                 checked += 1
