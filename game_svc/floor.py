@@ -19,17 +19,15 @@ from game_svc.outcomes import Game
 from game_svc.peers import Peers
 from game_svc.round_loop import VALIDATORS, TableLoop
 from game_svc.store import Store, TableRow
+from game_svc.studio import StudioLoop
 from game_svc.upstreams import Rng, Wallet
 
 log = get_logger(__name__)
 
 
 def driven_here(table: TableRow) -> bool:
-    """Tables with a round loop: RNG roulette and baccarat."""
-    config = table.config
-    return (
-        config.result_source == game_pb2.RESULT_SOURCE_RNG and Game(config.game_type) in VALIDATORS
-    )
+    """Tables with a round loop: roulette and baccarat, from the RNG or a studio."""
+    return Game(table.config.game_type) in VALIDATORS
 
 
 class Floor:
@@ -94,7 +92,8 @@ class Floor:
                     continue
                 if await self.leases.acquire(table.table_id):
                     fence = await self.store.take_fence(table.table_id)
-                    loop = TableLoop(
+                    studio = table.config.result_source == game_pb2.RESULT_SOURCE_STUDIO
+                    loop = (StudioLoop if studio else TableLoop)(
                         table,
                         fence,
                         self.store,

@@ -53,6 +53,13 @@ class Peers:
             grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "no answer"
         )
 
+    async def apply(
+        self, owner: str, request: game_service_pb2.ApplyStudioEventRequest
+    ) -> game_service_pb2.ApplyStudioEventResponse:
+        return await self._stub(owner).ApplyStudioEvent(  # type: ignore[no-any-return]
+            request, metadata=((FORWARDED, "1"),)
+        )
+
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close()

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,9 +39,9 @@ from game_svc.convert import bet_request, limits_of
 from game_svc.events import EventLog
 from game_svc.ids import new_id
 from game_svc.outcomes import Drawn, Game, from_draw
-from game_svc.results import baccarat_result, roulette_result
+from game_svc.results import baccarat_result, card_of, roulette_result
 from game_svc.rounds import BetIdReused, BetRequest, Phase, Round
-from game_svc.store import RoundRow, StaleFence, Store, TableRow
+from game_svc.store import RoundRow, StaleFence, Store, StudioMark, TableRow
 from game_svc.upstreams import Rng, Wallet
 
 log = get_logger(__name__)
@@ -53,6 +53,25 @@ STAKE_CALLS = 4
 of bets cannot push the wallet's calls past their deadline."""
 
 VALIDATORS = {Game.ROULETTE: roulette.validate, Game.BACCARAT: baccarat.validate}
+
+
+Mark = Callable[[list[table_event_pb2.TableEvent]], StudioMark]
+"""Builds the studio mark of a transition from its stored events (their sequences)."""
+
+
+def drawn_of(game: Game, record: game_pb2.Round) -> Drawn:
+    """A saved round's result as the rules need it: from the RNG outcome in its proof, or
+    from the result a studio produced."""
+    if record.proof.outcome:
+        return from_draw(game, record.proof.outcome)
+    result = record.result
+    if result.HasField("roulette"):
+        return Drawn(game, pocket=result.roulette.pocket)
+    coup = baccarat.Coup(
+        tuple(card_of(c) for c in result.baccarat.player_cards),
+        tuple(card_of(c) for c in result.baccarat.banker_cards),
+    )
+    return Drawn(game, coup=coup)
 
 
 def reason_of(error: grpc.aio.AioRpcError) -> str | None:
@@ -110,6 +129,7 @@ class TableLoop:
         self.pause_s = pause_s
         self.live: LiveRound | None = None
         self.suspended = table.status != common_pb2.TABLE_STATUS_ACTIVE
+        self.suspended_by_operator = False
         self._turn = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stake_calls = asyncio.Semaphore(STAKE_CALLS)
@@ -118,10 +138,13 @@ class TableLoop:
 
     async def run(self) -> None:
         """Recover, then play rounds back to back until cancelled or deposed."""
+        recovering = True
         while True:
             try:
-                async with self._turn:
-                    await self.recover()
+                if recovering:
+                    async with self._turn:
+                        await self.recover()
+                    recovering = False
                 await self._wait_until_active()
                 await self.play()
                 await self._sleep(self.pause_s)
@@ -133,6 +156,7 @@ class TableLoop:
             except Exception:
                 log.exception("round step failed; recovering", table_id=self.table_id)
                 self.live = None
+                recovering = True
                 await asyncio.sleep(1.0)
 
     async def _wait_until_active(self) -> None:
@@ -155,7 +179,7 @@ class TableLoop:
         for row in await self.store.unfinished_rounds(self.table_id):
             if row.phase is Phase.RESULT:
                 accepted = await self._accepted_bets(row.record.round_id)
-                drawn = from_draw(self.game, row.record.proof.outcome)
+                drawn = drawn_of(self.game, row.record)
                 await self._settle(row.record, row.closes_at, accepted, drawn)
             else:
                 await self._void(
@@ -200,36 +224,47 @@ class TableLoop:
         round_id = new_id()
         commitment = await self.rng.commit(self.table_id, round_id)
         async with self._turn:
-            now = self.clock()
-            closes_at = now + timedelta(seconds=self.config.betting_window_seconds)
-            state = Round(
+            record = game_pb2.Round(round_id=round_id, commitment=commitment)
+            return await self._start(record, table_event_pb2.TableEvent())
+
+    async def _start(
+        self, record: game_pb2.Round, event: table_event_pb2.TableEvent, mark: Mark | None = None
+    ) -> LiveRound:
+        """Open a round: ``record`` and ``event`` come with what the source adds (the RNG's
+        commitment, or the studio's round id and media time). Called under the turn."""
+        now = self.clock()
+        closes_at = now + timedelta(seconds=self.config.betting_window_seconds)
+        round_id = record.round_id
+        state = Round(
+            round_id,
+            self.table_id,
+            now,
+            closes_at,
+            limits_of(self.config.limits),
+            VALIDATORS[self.game],
+        )
+        record.table_id = self.table_id
+        record.game_type = self.config.game_type
+        record.phase = common_pb2.ROUND_PHASE_OPEN
+        record.opened_at.CopyFrom(timestamp(now))
+        record.total_stake.CopyFrom(common_pb2.Money(amount_minor=0, currency=self.config.currency))
+        event.MergeFrom(
+            self._event(
                 round_id,
-                self.table_id,
                 now,
-                closes_at,
-                limits_of(self.config.limits),
-                VALIDATORS[self.game],
+                round_opened=table_event_pb2.RoundOpened(
+                    game_type=self.config.game_type,
+                    closes_at=timestamp(closes_at),
+                    commitment=record.commitment if record.HasField("commitment") else None,
+                    limits=self.config.limits,
+                    currency=self.config.currency,
+                ),
             )
-            record = game_pb2.Round(
-                round_id=round_id,
-                table_id=self.table_id,
-                game_type=self.config.game_type,
-                phase=common_pb2.ROUND_PHASE_OPEN,
-                opened_at=timestamp(now),
-                commitment=commitment,
-                total_stake=common_pb2.Money(amount_minor=0, currency=self.config.currency),
-            )
-            opened = table_event_pb2.RoundOpened(
-                game_type=self.config.game_type,
-                closes_at=timestamp(closes_at),
-                commitment=commitment,
-                limits=self.config.limits,
-                currency=self.config.currency,
-            )
-            await self._save(record, closes_at, [self._event(round_id, now, round_opened=opened)])
-            live = LiveRound(state, record)
-            self.live = live
-            return live
+        )
+        await self._save(record, closes_at, [event], mark)
+        live = LiveRound(state, record)
+        self.live = live
+        return live
 
     async def _close(self, live: LiveRound) -> None:
         live.round.close_bets(self.clock())
@@ -365,7 +400,12 @@ class TableLoop:
         )
 
     async def _void(
-        self, record: game_pb2.Round, closes_at: datetime, reason: int, detail: str
+        self,
+        record: game_pb2.Round,
+        closes_at: datetime,
+        reason: int,
+        detail: str,
+        mark: Mark | None = None,
     ) -> table_event_pb2.TableEvent:
         round_id = record.round_id
         try:
@@ -388,7 +428,7 @@ class TableLoop:
         record.closed_at.CopyFrom(timestamp(now))
         record.voided.CopyFrom(voided)
         (event,) = await self._save(
-            record, closes_at, [self._event(round_id, now, round_voided=voided)]
+            record, closes_at, [self._event(round_id, now, round_voided=voided)], mark
         )
         if self.live is not None and self.live.record.round_id == round_id:
             if self.live.round.phase is not Phase.VOIDED:
@@ -419,30 +459,35 @@ class TableLoop:
     async def suspend(self) -> str:
         """Stop opening rounds and end the current one (voided, or settled if it has a
         result); returns the voided round's id, if any."""
-        self.suspended = True
+        self.suspended = self.suspended_by_operator = True
         self._wake.set()
-        voided = ""
         async with self._turn:
-            for row in await self.store.unfinished_rounds(self.table_id):
-                live = self.live
-                if live is not None and live.record.round_id == row.record.round_id:
-                    if live.round.phase is Phase.OPEN:
-                        live.round.close_bets(self.clock())
-                    await live.drained.wait()
-                if row.phase is Phase.RESULT:
-                    await self.recover()
-                    continue
-                await self._void(
-                    row.record,
-                    row.closes_at,
-                    table_event_pb2.VOID_REASON_TABLE_SUSPENDED,
-                    "the table was suspended",
+            return await self._end_rounds(
+                table_event_pb2.VOID_REASON_TABLE_SUSPENDED, "the table was suspended"
+            )
+
+    async def _end_rounds(self, reason: int, detail: str, mark: Mark | None = None) -> str:
+        """End every unfinished round (under the turn): settle one with a result, void the
+        others; ``mark`` goes with the first void. Returns the voided round's id, if any."""
+        voided = ""
+        for row in await self.store.unfinished_rounds(self.table_id):
+            live = self.live
+            if live is not None and live.record.round_id == row.record.round_id:
+                if live.round.phase is Phase.OPEN:
+                    live.round.close_bets(self.clock())
+                await live.drained.wait()
+            if row.phase is Phase.RESULT:
+                accepted = await self._accepted_bets(row.record.round_id)
+                await self._settle(
+                    row.record, row.closes_at, accepted, drawn_of(self.game, row.record)
                 )
-                voided = row.record.round_id
+                continue
+            await self._void(row.record, row.closes_at, reason, detail, mark)
+            mark, voided = None, row.record.round_id
         return voided
 
     def resume(self) -> None:
-        self.suspended = False
+        self.suspended = self.suspended_by_operator = False
         self._wake.set()
 
     # -- bets -----------------------------------------------------------------------------
@@ -620,9 +665,12 @@ class TableLoop:
         record: game_pb2.Round,
         closes_at: datetime,
         logged: list[table_event_pb2.TableEvent],
+        mark: Mark | None = None,
     ) -> list[table_event_pb2.TableEvent]:
         async with self.log.lock(self.table_id):
-            stored = await self.store.save_round(RoundRow(record, closes_at), logged, self.fence)
+            stored = await self.store.save_round(
+                RoundRow(record, closes_at), logged, self.fence, mark
+            )
             for event in stored:
                 self.log.publish(event)
         return stored

@@ -1,9 +1,10 @@
 """The gRPC adapter: Protobuf requests to domain and storage calls, results back to Protobuf.
 
-What runs: tables (create, list, read, suspend, resume), RNG roulette and baccarat rounds
+What runs: tables (create, list, read, suspend, resume), roulette and baccarat rounds
 driven by the replica that owns the table (``floor.py``), bet intake, operator voids, the
-table event stream with resume, and recall. Blackjack rounds, decisions and studio events
-answer UNIMPLEMENTED: their rules are written (``blackjack_round.py``), their loop is not.
+table event stream with resume, and recall. Blackjack rounds and decisions answer
+UNIMPLEMENTED: their rules are written (``blackjack_round.py``), their loop is not.
+Studio roulette and baccarat tables take their rounds from ``ApplyStudioEvent``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from sqlalchemy.exc import IntegrityError
 
 from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2, table_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
-from casino_kit.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from casino_kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from casino_kit.validation import MAX_AMOUNT_MINOR, Violations
 from game_svc import blackjack, recall
 from game_svc.bets import BetType
@@ -30,6 +38,7 @@ from game_svc.floor import Floor
 from game_svc.ids import new_id
 from game_svc.peers import FORWARDED
 from game_svc.store import Answer, RoundMissing, RoundRow, Store, TableMissing, TableRow
+from game_svc.studio import StudioLoop
 
 GAME_OF_TYPE = {1: "roulette", 2: "baccarat", 3: "blackjack"}
 MAX_BATCH = 1000
@@ -200,6 +209,10 @@ class Idempotent:
         return known.response
 
 
+def forwarded_call(context: grpc.aio.ServicerContext) -> bool:
+    return any(key == FORWARDED for key, _ in context.invocation_metadata() or ())
+
+
 def page_size(requested: int, violations: Violations) -> int:
     if not 0 <= requested <= 500:
         violations.add("page_size", "must be 0 to 500")
@@ -291,7 +304,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         answers: asyncio.Queue[game_service_pb2.PlaceBetsResponse | None] = asyncio.Queue()
         pending: set[asyncio.Task[None]] = set()
 
-        forwarded = any(key == FORWARDED for key, _ in context.invocation_metadata() or ())
+        forwarded = forwarded_call(context)
 
         async def answer(batch: game_service_pb2.PlaceBetsRequest) -> None:
             results = await self._place(batch, forwarded)
@@ -363,6 +376,47 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             return everyone("TABLE_SUSPENDED" if suspended else "BETTING_CLOSED")
         return await loop.place(batch)
 
+    async def ApplyStudioEvent(
+        self,
+        request: game_service_pb2.ApplyStudioEventRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> game_service_pb2.ApplyStudioEventResponse:
+        violations = Violations()
+        violations.require(
+            request,
+            "event.studio_id",
+            "event.table_id",
+            "event.studio_sequence",
+            "event.studio_time",
+        )
+        if not request.event.WhichOneof("payload"):
+            violations.add("event.payload", "is required")
+        if violations.items:
+            raise InvalidArgument(violations.items, reason="INVALID_STUDIO_EVENT")
+        event = request.event
+        floor = self._runtime().floor
+        loop = floor.loop(event.table_id)
+        if loop is None:
+            try:
+                row = await self._runtime().store.table(event.table_id)
+            except TableMissing:
+                raise table_not_found(event.table_id) from None
+            if row.config.result_source == game_pb2.RESULT_SOURCE_STUDIO:
+                owner = await floor.owner(event.table_id)
+                if owner is not None and not forwarded_call(context):
+                    try:
+                        return await floor.peers.apply(owner, request)
+                    except grpc.aio.AioRpcError as error:  # the owner's answer, as it gave it
+                        await context.abort(
+                            error.code(), error.details() or "", error.trailing_metadata()
+                        )
+                raise Unavailable("TABLE_NOT_OWNED", "the table's owner is changing; retry")
+        if not isinstance(loop, StudioLoop):
+            raise PermissionDenied(
+                "STUDIO_NOT_AUTHORIZED", f"table {event.table_id} is not fed by a studio"
+            )
+        return await loop.apply(event)
+
     async def GetRound(
         self, request: game_service_pb2.GetRoundRequest, context: grpc.aio.ServicerContext
     ) -> game_service_pb2.GetRoundResponse:
@@ -426,13 +480,10 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
         if request.HasField("config"):
             check_config(request.config, violations)
         violations.raise_if_any()
-        if (
-            request.config.result_source == game_pb2.RESULT_SOURCE_RNG
-            and request.config.game_type == common_pb2.GAME_TYPE_BLACKJACK
-        ):
+        if request.config.game_type == common_pb2.GAME_TYPE_BLACKJACK:
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
-                "RNG blackjack tables need the decision loop, which is not built yet",
+                "blackjack tables need the decision loop, which is not built yet",
             )
         parts = self._runtime()
         store = parts.store

@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     insert,
     select,
     tuple_,
@@ -85,6 +86,14 @@ bets = Table(
     Index("game_bets_by_round", "round_id", "received"),
     Index("game_bets_by_player", "player_id", "round_id"),
 )
+studio_events = Table(
+    "game_studio_events",
+    metadata,
+    Column("table_id", String(64), ForeignKey("game_tables.table_id"), primary_key=True),
+    Column("studio_sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("digest", String(64), nullable=False),
+    Column("answer", LargeBinary, nullable=False),
+)
 idempotency = Table(
     "game_idempotency",
     metadata,
@@ -135,6 +144,18 @@ class RoundRow:
     @property
     def phase(self) -> Phase:
         return Phase(self.record.phase)
+
+
+@dataclass(frozen=True)
+class StudioMark:
+    """A studio event consumed: its sequence, the hash of its payload, and the answer given
+    (an ApplyStudioEventResponse, or a google.rpc.Status for a refusal), kept in the same
+    transaction as its effect so it is applied exactly once."""
+
+    table_id: str
+    studio_sequence: int
+    digest: str
+    answer: bytes
 
 
 @dataclass(frozen=True)
@@ -289,7 +310,11 @@ class Store:
         return int(token)
 
     async def save_round(
-        self, row: RoundRow, logged: Sequence[table_event_pb2.TableEvent], fence: int
+        self,
+        row: RoundRow,
+        logged: Sequence[table_event_pb2.TableEvent],
+        fence: int,
+        studio: Callable[[list[table_event_pb2.TableEvent]], StudioMark] | None = None,
     ) -> list[table_event_pb2.TableEvent]:
         """Insert a round or move it on, and log the transition's events, in one transaction,
         as the owner holding ``fence`` (StaleFence otherwise: nothing is written)."""
@@ -313,7 +338,42 @@ class Store:
             )
             if moved.rowcount == 0:
                 await connection.execute(insert(rounds).values(round_id=record.round_id, **values))
+            if studio is not None:
+                await self._mark(connection, studio(stored))
         return stored
+
+    async def mark_studio(self, mark: StudioMark) -> None:
+        """Consume a studio sequence that changed no round (a refusal, a table event)."""
+        async with self.engine.begin() as connection:
+            await self._mark(connection, mark)
+
+    async def _mark(self, connection: AsyncConnection, mark: StudioMark) -> None:
+        await connection.execute(
+            insert(studio_events).values(
+                table_id=mark.table_id,
+                studio_sequence=mark.studio_sequence,
+                digest=mark.digest,
+                answer=mark.answer,
+            )
+        )
+
+    async def studio_mark(self, table_id: str, studio_sequence: int) -> StudioMark | None:
+        query = select(studio_events).where(
+            studio_events.c.table_id == table_id,
+            studio_events.c.studio_sequence == studio_sequence,
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return (
+            None if row is None else StudioMark(table_id, studio_sequence, row.digest, row.answer)
+        )
+
+    async def last_studio_sequence(self, table_id: str) -> int:
+        query = select(func.max(studio_events.c.studio_sequence)).where(
+            studio_events.c.table_id == table_id
+        )
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one_or_none() or 0)
 
     async def add_bets(
         self, round_id: str, received: Sequence[tuple[game_pb2.BetRecord, int]]

@@ -1,4 +1,4 @@
-"""The round loop: fencing tokens on tables, round records, bets.
+"""The round loop: fencing tokens on tables, round records, bets, applied studio events.
 
 Revision ID: 0002
 Revises: 0001
@@ -35,9 +35,19 @@ def upgrade() -> None:
     )
     op.create_index("game_bets_by_round", "game_bets", ["round_id", "received"])
     op.create_index("game_bets_by_player", "game_bets", ["player_id", "round_id"])
+    op.create_table(
+        "game_studio_events",
+        sa.Column(
+            "table_id", sa.String(64), sa.ForeignKey("game_tables.table_id"), primary_key=True
+        ),
+        sa.Column("studio_sequence", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("answer", sa.LargeBinary, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("game_studio_events")
     op.drop_index("game_bets_by_player", "game_bets")
     op.drop_index("game_bets_by_round", "game_bets")
     op.drop_table("game_bets")
