@@ -34,7 +34,7 @@ from game_svc import blackjack, recall
 from game_svc.bets import BetType
 from game_svc.clock import Clock, timestamp, utcnow
 from game_svc.events import EventLog, FellBehind
-from game_svc.floor import Floor
+from game_svc.floor import Floor, driven_here
 from game_svc.ids import new_id
 from game_svc.peers import FORWARDED
 from game_svc.store import Answer, RoundMissing, RoundRow, Store, TableMissing, TableRow
@@ -401,6 +401,11 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                 row = await self._runtime().store.table(event.table_id)
             except TableMissing:
                 raise table_not_found(event.table_id) from None
+            if not driven_here(row):
+                await context.abort(
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    "blackjack studio rounds need the decision loop, which is not built yet",
+                )
             if row.config.result_source == game_pb2.RESULT_SOURCE_STUDIO:
                 owner = await floor.owner(event.table_id)
                 if owner is not None and not forwarded_call(context):
@@ -480,10 +485,13 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
         if request.HasField("config"):
             check_config(request.config, violations)
         violations.raise_if_any()
-        if request.config.game_type == common_pb2.GAME_TYPE_BLACKJACK:
+        if (
+            request.config.game_type == common_pb2.GAME_TYPE_BLACKJACK
+            and request.config.result_source == game_pb2.RESULT_SOURCE_RNG
+        ):
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
-                "blackjack tables need the decision loop, which is not built yet",
+                "RNG blackjack tables need the decision loop, which is not built yet",
             )
         parts = self._runtime()
         store = parts.store
