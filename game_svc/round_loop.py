@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import grpc
+from opentelemetry import propagate, trace
 
 from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
 from casino.game.v1 import game_pb2, game_service_pb2
@@ -45,6 +46,7 @@ from game_svc.store import RoundRow, StaleFence, Store, StudioMark, TableRow
 from game_svc.upstreams import Rng, Wallet
 
 log = get_logger(__name__)
+tracer = trace.get_tracer(__name__)
 
 SETTLED_PART = 1000
 """Bets per RoundSettled event: a 10,000-bet round publishes ten parts."""
@@ -190,6 +192,11 @@ class TableLoop:
                 )
 
     async def play(self) -> None:
+        """One RNG round, traced as one span from commitment to settlement."""
+        with tracer.start_as_current_span("round", attributes={"casino.table_id": self.table_id}):
+            await self._play()
+
+    async def _play(self) -> None:
         live = await self._open()
         await self._sleep_until(live.round.closes_at)
         async with self._turn:
@@ -653,10 +660,16 @@ class TableLoop:
         )
 
     def _event(self, round_id: str, now: datetime, **payload: object) -> table_event_pb2.TableEvent:
+        """A table event carrying the current trace context (the round's span), so a
+        subscriber's work on it joins the round's trace."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        trace.get_current_span().set_attribute("casino.round_id", round_id)
         return table_event_pb2.TableEvent(
             table_id=self.table_id,
             round_id=round_id,
             server_time=timestamp(now),
+            trace_context=carrier,
             **payload,  # type: ignore[arg-type]
         )
 
