@@ -11,6 +11,7 @@ return to player, 36/37 (97.297%); even-money bets lose on 0 (no la partage).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from game_svc.bets import BetType, InvalidBet, Spot, require_empty
@@ -120,4 +121,10 @@ def validate(spot: Spot) -> RouletteBet:
 
 def settle(spot: Spot, stake: int, pocket: int) -> Settlement:
     """Settle one bet on ``pocket``: the stake plus winnings, or nothing."""
-    return validate(spot).settle(stake, pocket)
+    return _validated(spot).settle(stake, pocket)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated(spot: Spot) -> RouletteBet:
+    """A round settles thousands of bets on a few hundred distinct spots."""
+    return validate(spot)
