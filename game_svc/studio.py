@@ -353,35 +353,27 @@ class StudioLoop(TableLoop):
         stamped = self._stamped(event, "")
         stamped.table_suspended.CopyFrom(event.table_suspended)
         stamped.table_suspended.reason = table_event_pb2.SUSPEND_REASON_STUDIO
-        await self._set_status(
-            common_pb2.TABLE_STATUS_SUSPENDED, stamped, f"studio:{event.studio_sequence}"
-        )
-        await self.store.mark_studio(
-            StudioMark(
-                self.table_id,
-                event.studio_sequence,
-                digest,
-                game_service_pb2.ApplyStudioEventResponse(status=APPLIED).SerializeToString(),
-            )
-        )
+        await self._studio_status(common_pb2.TABLE_STATUS_SUSPENDED, stamped, digest)
 
     async def _resume_for(self, event: ingest_pb2.StudioEvent, digest: str) -> None:
         if self.suspended_by_operator:
             raise FailedPrecondition("TABLE_SUSPENDED", "an operator suspended the table")
         stamped = self._stamped(event, "")
         stamped.table_resumed.CopyFrom(event.table_resumed)
-        await self._set_status(
-            common_pb2.TABLE_STATUS_ACTIVE, stamped, f"studio:{event.studio_sequence}"
-        )
-        await self.store.mark_studio(
-            StudioMark(
-                self.table_id,
-                event.studio_sequence,
-                digest,
-                game_service_pb2.ApplyStudioEventResponse(status=APPLIED).SerializeToString(),
-            )
-        )
+        await self._studio_status(common_pb2.TABLE_STATUS_ACTIVE, stamped, digest)
         self.resume()
+
+    async def _studio_status(
+        self, status: int, event: table_event_pb2.TableEvent, digest: str
+    ) -> None:
+        """A status change the studio asked for, then its sequence consumed (both are
+        idempotent, so a crash between them only makes the retry apply it again)."""
+        sequence = event.studio_sequence
+        await self._set_status(status, event, f"studio:{sequence}")
+        applied = game_service_pb2.ApplyStudioEventResponse(status=APPLIED)
+        await self.store.mark_studio(
+            StudioMark(self.table_id, sequence, digest, applied.SerializeToString())
+        )
 
     async def _set_status(self, status: int, event: table_event_pb2.TableEvent, key: str) -> None:
         event.table_id = self.table_id

@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
 
 import grpc
 
 from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
+from casino_cli.platform import Platform
+from tests.conftest import postgres_database
 
 CURRENCY = "EUR"
+
+
+@contextlib.asynccontextmanager
+async def on_postgres(
+    data_dir: Path, packages: tuple[str, ...], **service_env: Mapping[str, str]
+) -> AsyncIterator[Platform]:
+    """Real processes with a fresh PostgreSQL database for the wallet and the game each
+    (their schemas are their own), short pauses between rounds, and extra settings per
+    service."""
+    async with postgres_database() as wallet_db, postgres_database() as game_db:
+        env: dict[str, dict[str, str]] = {
+            "wallet_svc": {"CASINO_DATABASE_URL": wallet_db},
+            "game_svc": {"CASINO_DATABASE_URL": game_db},
+        }
+        for package, extra in service_env.items():
+            env.setdefault(package, {}).update(extra)
+        running = Platform(
+            data_dir=data_dir,
+            packages=packages,
+            free_ports=True,
+            env={"CASINO_ROUND_PAUSE_S": "0.2"},
+            service_env=env,
+        )
+        await running.start()
+        try:
+            yield running
+        finally:
+            await running.stop()
 
 
 def eur(amount: int) -> common_pb2.Money:

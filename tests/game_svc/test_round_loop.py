@@ -8,7 +8,6 @@ settled or voided with full refunds, and the wallet's books still balance.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import signal
 from collections.abc import AsyncIterator
@@ -23,11 +22,11 @@ from casino.wallet.v1 import wallet_service_pb2
 from casino_cli.platform import Platform
 from game_svc import roulette
 from game_svc.bets import BetType, Spot
-from tests.conftest import postgres_database
 from tests.game_svc.rounds_helpers import (
     Casino,
     Events,
     key,
+    on_postgres,
     payload,
     red,
     rng_table,
@@ -37,30 +36,11 @@ from tests.game_svc.rounds_helpers import (
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@contextlib.asynccontextmanager
-async def databases(*names: str) -> AsyncIterator[dict[str, dict[str, str]]]:
-    """A fresh PostgreSQL database per service."""
-    async with contextlib.AsyncExitStack() as stack:
-        urls = {}
-        for name in names:
-            url = await stack.enter_async_context(postgres_database())
-            urls[name] = {"CASINO_DATABASE_URL": url}
-        yield urls
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    async with databases("wallet_svc", "game_svc") as urls:
-        running = Platform(
-            data_dir=tmp_path_factory.mktemp("rounds"),
-            packages=("rng_svc", "wallet_svc", "game_svc"),
-            free_ports=True,
-            env={"CASINO_ROUND_PAUSE_S": "0.2"},
-            service_env=urls,
-        )
-        await running.start()
+    data_dir = tmp_path_factory.mktemp("rounds")
+    async with on_postgres(data_dir, ("rng_svc", "wallet_svc", "game_svc")) as running:
         yield running
-        await running.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

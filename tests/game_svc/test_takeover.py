@@ -21,26 +21,28 @@ from casino_kit.errors import details_of
 from casino_kit.sql import create_engine
 from game_svc.store import RoundRow, StaleFence, Store, tables
 from tests.conftest import REDIS_URL
-from tests.game_svc.rounds_helpers import Casino, Events, eur, key, payload, red, rng_table
-from tests.game_svc.test_round_loop import databases
+from tests.game_svc.rounds_helpers import (
+    Casino,
+    Events,
+    eur,
+    key,
+    on_postgres,
+    payload,
+    red,
+    rng_table,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    async with databases("wallet_svc", "game_svc") as urls:
-        urls["game_svc"] |= {"CASINO_REDIS_URL": REDIS_URL, "CASINO_LEASE_TTL_S": "3"}
-        running = Platform(
-            data_dir=tmp_path_factory.mktemp("takeover"),
-            packages=("rng_svc", "wallet_svc", "game_svc"),
-            free_ports=True,
-            env={"CASINO_ROUND_PAUSE_S": "0.2"},
-            service_env=urls,
-        )
-        await running.start()
+    async with on_postgres(
+        tmp_path_factory.mktemp("takeover"),
+        ("rng_svc", "wallet_svc", "game_svc"),
+        game_svc={"CASINO_REDIS_URL": REDIS_URL, "CASINO_LEASE_TTL_S": "3"},
+    ) as running:
         yield running
-        await running.stop()
 
 
 async def owner_address(table_id: str) -> str:
