@@ -114,21 +114,29 @@ class GroupCommitter(Generic[C, R]):
 
     async def submit(self, command: C, dedupe: Hashable | None = None) -> R:
         """Run ``command`` in the next batch and return its outcome once committed."""
-        while dedupe is not None and dedupe in self._inflight:
+        while dedupe is not None:
+            first = self._inflight.get(dedupe)
+            if first is None or first.done():  # done: committed or failed, its clean-up pending
+                break
             with contextlib.suppress(BaseException):
-                await asyncio.shield(self._inflight[dedupe])
+                await asyncio.shield(first)
         if self._closing or self._loop is None:
             raise Stopped("the wallet is stopping")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
         if dedupe is not None:
             self._inflight[dedupe] = future
-            future.add_done_callback(lambda _: self._inflight.pop(dedupe, None))
+            future.add_done_callback(lambda _: self._forget(dedupe, future))
         try:
             self._enqueue(self._loop, _Pending(command, future))
         except RuntimeError:  # the writer loop closed between the check and now
             raise Stopped("the wallet is stopping") from None
         return await asyncio.shield(future)
+
+    def _forget(self, dedupe: Hashable, future: asyncio.Future[R]) -> None:
+        """Drop ``future`` from the in-flight map, unless a retry has taken its place."""
+        if self._inflight.get(dedupe) is future:
+            del self._inflight[dedupe]
 
     def _enqueue(self, loop: asyncio.AbstractEventLoop, item: _Pending[C, R]) -> None:
         """Queue ``item``; wake the writer unless a wake-up is already on its way (one

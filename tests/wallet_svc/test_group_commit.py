@@ -72,6 +72,21 @@ async def test_concurrent_requests_share_batches(
     assert fake.threads == {"group-commit"}
 
 
+async def test_a_retry_right_after_its_first_attempt_runs_without_waiting(
+    ledger: tuple[Ledger, GroupCommitter[str, str]],
+) -> None:
+    """The first attempt's future is done, but the callback that forgets it has not run yet
+    (the retry came in the same loop turn): the retry must go ahead, not spin on it."""
+    _, committer = ledger
+    first: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    first.set_result("ok:k-first")
+    committer._inflight["k"] = first  # the state between the answer and its clean-up
+    retry = await asyncio.wait_for(committer.submit("k-retry", dedupe="k"), 2)
+    assert retry == "ok:k-retry"
+    await asyncio.sleep(0)
+    assert "k" not in committer._inflight
+
+
 async def test_a_refused_request_does_not_fail_its_neighbours(
     ledger: tuple[Ledger, GroupCommitter[str, str]],
 ) -> None:
