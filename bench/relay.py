@@ -3,10 +3,13 @@
 One 30 fps, 1.5 Mbit/s H.264 stream (a pre-encoded test pattern, looped by Debian's ffmpeg
 without re-encoding) goes into the ingest as MPEG-TS and out of one edge relay process to N
 WHEP viewers; then the same stream goes as RTP into Debian's Janus (streaming plugin) and
-out to N WebRTC viewers. The viewers are aiortc peers in separate processes that count RTP
-packets without decoding. CPU is the server process's own (utime + stime) over the window.
-Relay-added delay is capture time (arrival at the ingest) -> last packet of the frame
-received, matched through the relay's per-frame capture-time data channel.
+out to N WebRTC viewers. The viewers are aiortc peers (ICE, DTLS, SRTP keys: real WebRTC
+sessions) in three processes, one of them holding only the probes; they count RTP datagrams
+as they leave the socket, without decrypting or decoding. CPU is the server process's own
+(utime + stime) over the window. Relay-added delay is capture time (arrival at the ingest)
+-> last packet of the frame received at a probe, matched through the relay's per-frame
+capture-time data channel: it includes the ingest -> relay gRPC hop and every scheduling
+delay of the shared cores.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aioice.ice import StunProtocol
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from bench.harness import Report, percentile
 from casino_cli.platform import Platform, free_port
@@ -33,9 +37,11 @@ from casino_cli.platform import Platform, free_port
 STREAM = "bench"
 PACKAGES = ("rng_svc", "wallet_svc", "game_svc", "ingest_svc", "edge_relay")
 JANUS_LIBS = Path("/usr/lib/x86_64-linux-gnu/janus")
-PROBES = 5
-"""Viewers per client process that also take the capture-time channel and measure delay:
-an SCTP message per frame for every viewer would cost the clients more than the relay."""
+PROBES = 10
+"""Viewers that also take the capture-time channel and measure delay, in a client process of
+their own: an SCTP message per frame for every viewer would cost the clients more than the
+relay, and a probe sharing its event loop with dozens of busy viewers would time its packets
+late. The other viewers (load) are spread over two more processes."""
 
 
 # ---- the viewers (run in child processes: python -m bench.relay client ...) -------------
@@ -63,16 +69,37 @@ class Counter:
                 for key in list(pending)[:300]:
                     del pending[key]
 
-    def hook(self, receiver: RTCRtpReceiver) -> None:
-        """Count packets in place of the receiver's handler: nothing is depacketised or decoded."""
+    def datagram(self, data: bytes) -> None:
+        """One RTP datagram, as it leaves the socket: the header is clear text under SRTP."""
+        self.packets += 1
+        if data[1] & 0x80:  # marker: the frame's last packet
+            self.frames += 1
+            self.match(int.from_bytes(data[4:8]), arrival_ms=time.time() * 1000)
 
-        async def handle(packet: Any, arrival_time_ms: int) -> None:
-            self.packets += 1
-            if packet.marker:
-                self.frames += 1
-                self.match(packet.timestamp, arrival_ms=time.time() * 1000)
+    def hook(self, pc: RTCPeerConnection) -> None:
+        """Count this peer's RTP at the socket, before aioice, DTLS and SRTP see it."""
+        for transceiver in pc.getTransceivers():
+            ice = transceiver.receiver.transport.transport
+            ice.iceGatherer._connection.bench_counter = self
 
-        receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+_stun_datagram_received = StunProtocol.datagram_received
+
+
+def _counting_datagram_received(self: StunProtocol, data: bytes, addr: Any) -> None:
+    """RTP (RFC 7983: first byte 128-191; RFC 5761: second byte not an RTCP type) of a
+    counting viewer is counted here and dropped: the client never decrypts or parses media,
+    so viewer processes cost little beside the server they measure, and the arrival time is
+    taken as the datagram leaves the socket, not after a queue of other viewers' work.
+    STUN, DTLS (the data channel) and RTCP go on as usual."""
+    counter = getattr(self.receiver, "bench_counter", None)
+    if counter is not None and 127 < data[0] < 192 and not 191 < data[1] < 224:
+        counter.datagram(data)
+        return
+    _stun_datagram_received(self, data, addr)
+
+
+StunProtocol.datagram_received = _counting_datagram_received  # type: ignore[method-assign]
 
 
 async def whep_viewer(
@@ -81,7 +108,7 @@ async def whep_viewer(
     """A counting viewer; a ``probe`` also opens the capture-time channel to measure delay."""
     counter = Counter()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    transceiver = pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
     if probe:
         channel = pc.createDataChannel("capture")
 
@@ -91,7 +118,7 @@ async def whep_viewer(
             if "rtp_timestamp" in message:
                 counter.match(message["rtp_timestamp"], capture_us=message["capture_time_us"])
 
-    counter.hook(transceiver.receiver)
+    counter.hook(pc)
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Content-Type": "application/sdp"}
     async with session.post(url, data=pc.localDescription.sdp, headers=headers) as response:
@@ -128,7 +155,7 @@ async def janus_viewer(
     await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
     for transceiver in pc.getTransceivers():
         transceiver.direction = "recvonly"
-        counter.hook(transceiver.receiver)
+    counter.hook(pc)
     await pc.setLocalDescription(await pc.createAnswer())
     answer = {"type": "answer", "sdp": pc.localDescription.sdp}
     await _janus(
@@ -146,13 +173,13 @@ async def janus_viewer(
     return counter, pc
 
 
-async def client(kind: str, url: str, count: int, window_s: float) -> None:
+async def client(kind: str, url: str, count: int, window_s: float, probe: bool) -> None:
     """Connect ``count`` viewers, say "ready" once all receive, then report one window."""
     async with aiohttp.ClientSession() as session:
         viewers = []
-        for index in range(count):
+        for _ in range(count):
             join = (
-                whep_viewer(session, url, probe=index < PROBES)
+                whep_viewer(session, url, probe=probe)
                 if kind == "relay"
                 else janus_viewer(session, url)
             )
@@ -216,7 +243,8 @@ async def looped(clip: Path, *output: str) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        process.terminate()
+        with contextlib.suppress(ProcessLookupError):  # it may have died: say why, not this
+            process.terminate()
         await process.wait()
 
 
@@ -285,7 +313,8 @@ async def measure(
     pid: int, kind: str, url: str, viewers: int, window_s: float, stats_url: str = ""
 ) -> dict[str, Any]:
     """Viewers in client processes; the server's CPU over the window they all report on."""
-    per_process = [viewers // 2, viewers - viewers // 2] if viewers >= 40 else [viewers]
+    load = viewers - PROBES
+    per_process = [(PROBES, "probe"), (load // 2, "load"), (load - load // 2, "load")]
     clients = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -296,11 +325,12 @@ async def measure(
             url,
             str(n),
             str(window_s),
+            role,
             stdout=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,
             limit=1 << 26,  # one result line carries every delay sample
         )
-        for n in per_process
+        for n, role in per_process
     ]
     try:
         for c in clients:
@@ -417,8 +447,9 @@ async def main(quick: bool) -> Report:
         f"one 720p30 stream at 1.5 Mbit/s; {viewers} viewers; median of {runs} windows of "
         f"{window_s:.0f} s; viewers run on the same {os.cpu_count()} shared cores",
         "relay-added delay: arrival at the ingest -> last RTP packet of the frame at the viewer "
-        f"({PROBES} probe viewers per client process carry the capture-time channel)",
-        "relay_internal: arrival at the relay -> access unit handed to aiortc's packetiser",
+        f"({PROBES} probe viewers in a process of their own carry the capture-time channel; "
+        "clients count RTP datagrams at the socket without decrypting them)",
+        "relay_internal: arrival at the relay -> the unit's packets handed to each viewer's socket",
     ]
     return report
 
@@ -430,5 +461,6 @@ if __name__ == "__main__":
     parser.add_argument("url")
     parser.add_argument("count", type=int)
     parser.add_argument("window_s", type=float)
+    parser.add_argument("role", choices=["probe", "load"])
     args = parser.parse_args()
-    asyncio.run(client(args.kind, args.url, args.count, args.window_s))
+    asyncio.run(client(args.kind, args.url, args.count, args.window_s, args.role == "probe"))

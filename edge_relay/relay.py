@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -14,10 +15,14 @@ from casino.ingest.v1 import ingest_pb2, ingest_service_pb2, ingest_service_pb2_
 from casino_kit.errors import DomainError, NotFound
 from casino_kit.logs import get_logger
 from edge_relay.abr import Policy, choose
+from edge_relay.broadcast import Broadcast
 from edge_relay.fanout import Fanout
-from edge_relay.viewer import VIDEO_CLOCK, Viewer, answer_viewer
+from edge_relay.viewer import VIDEO_CLOCK, Viewer, answer_viewer, parse_sdpfrag
 
 log = get_logger(__name__)
+
+AUDIO_RENDITION = "audio"
+"""The rendition of a stream's Opus audio, as the ingest names it."""
 
 
 @dataclass(frozen=True)
@@ -40,15 +45,14 @@ async def _rtcp(viewer: Viewer) -> tuple[float, float, int, float, int, int]:
     """(rtt ms, jitter ms, lost, fraction lost, packets sent, bytes sent) from aiortc."""
     rtt = jitter = fraction = 0.0
     lost = sent = size = 0
-    if viewer.sender is not None:
-        for stat in (await viewer.sender.getStats()).values():
-            if isinstance(stat, RTCRemoteInboundRtpStreamStats):
-                rtt = (stat.roundTripTime or 0.0) * 1000
-                jitter = (stat.jitter or 0) * 1000 / VIDEO_CLOCK
-                lost = stat.packetsLost or 0
-                fraction = stat.fractionLost or 0.0
-            elif isinstance(stat, RTCOutboundRtpStreamStats):
-                sent, size = stat.packetsSent, stat.bytesSent
+    for stat in (await viewer.sender.getStats()).values():
+        if isinstance(stat, RTCRemoteInboundRtpStreamStats):
+            rtt = (stat.roundTripTime or 0.0) * 1000
+            jitter = (stat.jitter or 0) * 1000 / VIDEO_CLOCK
+            lost = stat.packetsLost or 0
+            fraction = stat.fractionLost or 0.0
+        elif isinstance(stat, RTCOutboundRtpStreamStats):
+            sent, size = stat.packetsSent, stat.bytesSent
     return rtt, jitter, lost, fraction, sent, size
 
 
@@ -78,6 +82,7 @@ class Relay:
         self.fanout = fanout
         self.configuration = configuration
         self.viewers: dict[str, Viewer] = {}
+        self.broadcasts: dict[tuple[str, str], Broadcast] = {}
         self.started_at = time.time()
         self._last_bytes: dict[str, tuple[float, int]] = {}
 
@@ -89,21 +94,73 @@ class Relay:
         An ``adaptive`` viewer is moved between renditions by its RTCP figures; one that
         named its rendition stays on it.
         """
-        sub = await self.fanout.subscribe(stream_id, rendition, with_gop=False)
-        viewer, answer = await answer_viewer(
-            offer_sdp, sub, stream_id, rendition, self.configuration
-        )
+        # NOT_FOUND before any peer exists; audio when the offer and the stream have it.
+        probed = [await self._broadcast(stream_id, rendition)]
+        if "\nm=audio " in offer_sdp:
+            with contextlib.suppress(NotFound):
+                probed.append(await self._broadcast(stream_id, AUDIO_RENDITION))
+        try:
+            viewer, answer = await answer_viewer(
+                offer_sdp, stream_id, rendition, self.configuration, audio=len(probed) > 1
+            )
+        except BaseException:
+            for broadcast in probed:
+                broadcast.release_if_idle()
+            raise
         viewer.adaptive = adaptive
         self.viewers[viewer.viewer_id] = viewer
+        # Again: a broadcast may have ended while the answer was made.
+        assert viewer.video is not None
+        (await self._broadcast(stream_id, rendition)).join(viewer.video)
+        if viewer.audio is not None:
+            (await self._broadcast(stream_id, AUDIO_RENDITION)).join(viewer.audio)
         closed = asyncio.ensure_future(viewer.closed.wait())
-        closed.add_done_callback(lambda _: self.viewers.pop(viewer.viewer_id, None))
+        closed.add_done_callback(lambda _: self._forget(viewer))
         return viewer.viewer_id, answer
+
+    async def _broadcast(self, stream_id: str, rendition: str) -> Broadcast:
+        """The broadcast of (stream_id, rendition), subscribing upstream if there is none."""
+        key = (stream_id, rendition)
+        broadcast = self.broadcasts.get(key)
+        if broadcast is None:
+            sub = await self.fanout.subscribe(stream_id, rendition, with_gop=False)
+            broadcast = self.broadcasts.get(key)  # another viewer may have made it meanwhile
+            if broadcast is None:
+                broadcast = self.broadcasts[key] = Broadcast(sub, self._idle)
+            else:
+                sub.close()
+        return broadcast
+
+    def _idle(self, broadcast: Broadcast) -> None:
+        key = (broadcast.sub.stream.stream_id, broadcast.rendition)
+        if self.broadcasts.get(key) is broadcast:
+            del self.broadcasts[key]
+        broadcast.task.cancel()
+
+    def _forget(self, viewer: Viewer) -> None:
+        self.viewers.pop(viewer.viewer_id, None)
+        for out in (viewer.video, viewer.audio):
+            for broadcast in (out.broadcast, out.pending) if out is not None else ():
+                if broadcast is not None:
+                    broadcast.drop(out)
 
     def viewer(self, viewer_id: str) -> Viewer:
         viewer = self.viewers.get(viewer_id)
         if viewer is None:
             raise NotFound("VIEWER_NOT_FOUND", f"no viewer {viewer_id}")
         return viewer
+
+    async def trickle(self, viewer_id: str, fragment: str) -> None:
+        """Add the viewer's trickled ICE candidates (an SDP fragment, RFC 8840)."""
+        viewer = self.viewer(viewer_id)
+        remote = viewer.pc.remoteDescription
+        ufrag, candidates, ended = parse_sdpfrag(fragment)
+        if ufrag and remote is not None and f"a=ice-ufrag:{ufrag}" not in remote.sdp:
+            raise ValueError("a new ice-ufrag is an ICE restart, which is not supported")
+        for candidate in candidates:
+            await viewer.pc.addIceCandidate(candidate)
+        if ended:
+            await viewer.pc.addIceCandidate(None)
 
     async def remove_viewer(self, viewer_id: str) -> None:
         viewer = self.viewer(viewer_id)
@@ -161,7 +218,7 @@ class Relay:
     async def _adapt(self, viewer: Viewer) -> None:
         viewer.rtcp = await _rtcp(viewer)
         rtt, _, _, fraction, _, _ = viewer.rtcp
-        if self.policy is None or viewer.track is None or viewer.state != "connected":
+        if self.policy is None or viewer.state != "connected":
             return
         if not viewer.adaptive or rtt <= 0:
             return  # no receiver report yet
@@ -169,8 +226,8 @@ class Relay:
         decision = choose(self.policy, ladder, viewer.rendition, fraction, rtt, viewer.good_checks)
         viewer.good_checks = decision.good_checks
         if decision.rendition != viewer.rendition:
-            sub = await self.fanout.subscribe(viewer.stream_id, decision.rendition, False)
-            viewer.track.swap(sub)
+            assert viewer.video is not None
+            (await self._broadcast(viewer.stream_id, decision.rendition)).join(viewer.video)
             log.info(
                 "rendition switch",
                 viewer_id=viewer.viewer_id,
@@ -186,4 +243,6 @@ class Relay:
             self.adapting.cancel()
         await asyncio.gather(*(v.close() for v in list(self.viewers.values())))
         self.viewers.clear()
+        await asyncio.gather(*(b.stop() for b in list(self.broadcasts.values())))
+        self.broadcasts.clear()
         await self.fanout.stop()

@@ -1,25 +1,25 @@
-"""One WebRTC viewer: an aiortc peer whose video sender packetises pre-encoded access units.
+"""One WebRTC viewer: an aiortc peer whose media goes out through ``RtpWriter``s.
 
-``PacketTrack.recv()`` returns ``av.Packet``s, so aiortc's sender takes its ``pack()`` path:
-no decoder and no encoder exist for a viewer, only RTP packetisation and SRTP. Each viewer
-reads its own bounded hub cursor, so a stalled viewer only drops its own frames.
+The relay's broadcast packetises each access unit once and writes the packets for every
+viewer (see ``broadcast``); the viewer's own aiortc sender keeps a placeholder track, so
+its send loop never packs or encodes anything. No decoder and no encoder exist for a
+viewer, only RTP headers and SRTP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import av
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
+    RTCIceCandidate,
     RTCIceServer,
     RTCIceTransportPolicy,
     RTCPeerConnection,
@@ -28,157 +28,125 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
 
-from casino_kit.logs import get_logger
-from casino_kit.media.gop import Params, Unit
-from casino_kit.media.hub import StreamEnded, Subscription
+from casino_kit.media.gop import Unit
+from edge_relay.rtp_out import RtpWriter
 
-log = get_logger(__name__)
+if TYPE_CHECKING:
+    from edge_relay.broadcast import Broadcast
 
 VIDEO_CLOCK = 90000
 CAPTURE_CHANNEL = "capture"
 """Label of the data channel on which a viewer receives each frame's capture time."""
 
 
-def has_parameter_sets(annexb: bytes) -> bool:
-    """Whether an Annex-B access unit carries an SPS (NAL type 7) in band."""
-    i = annexb.find(b"\x00\x00\x01")
-    while i >= 0 and i + 3 < len(annexb):
-        if annexb[i + 3] & 0x1F == 7:
-            return True
-        i = annexb.find(b"\x00\x00\x01", i + 3)
-    return False
+class PlaceholderTrack(MediaStreamTrack):
+    """Holds a sender's place: its ``recv()`` only ends, so aiortc's per-viewer send loop
+    waits here while the broadcast writes the packets."""
 
-
-class PacketTrack(MediaStreamTrack):
-    """A video track of encoded packets from one hub subscription, starting at a keyframe."""
-
-    kind = "video"
-
-    def __init__(self, sub: Subscription, on_unit: Callable[[Unit, int], None]) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
-        self.sub = sub
-        self.on_unit = on_unit
-        self.params: Params | None = None
-        self.started = False
-        self.pending: Subscription | None = None
-        self.pending_params: Params | None = None
+        self.kind = kind
+        self._stopped = asyncio.Event()
 
-    def swap(self, sub: Subscription) -> None:
-        """Switch to another rendition at its next keyframe; until then the current one plays."""
-        if self.pending is not None:
-            self.pending.close()
-        self.pending = sub
-        self.pending_params = None
-
-    def _switch(self) -> Unit | None:
-        """The pending rendition's first keyframe, if it came: the switch happens there."""
-        assert self.pending is not None
-        while (item := self.pending.cursor.take()) is not None:
-            if isinstance(item, Params):
-                self.pending_params = item
-            elif item.keyframe and self.pending_params is not None:
-                self.sub.close()
-                self.sub, self.params = self.pending, self.pending_params
-                self.pending = None
-                return item
-        return None
-
-    async def recv(self) -> av.Packet:  # type: ignore[override]
-        while True:
-            try:
-                item = await self.sub.next()
-            except StreamEnded:
-                self.stop()
-                raise MediaStreamError from None
-            if self.pending is not None and (switched := self._switch()) is not None:
-                item = switched
-            if isinstance(item, Params):
-                self.params = item
-                continue
-            if self.params is None or not (self.started or item.keyframe):
-                continue  # a decoder can only start at a keyframe
-            self.started = True
-            return self._packet(item, self.params)
-
-    def _packet(self, item: Unit, params: Params) -> av.Packet:
-        data = item.data
-        if item.keyframe and not has_parameter_sets(data):
-            data = params.extradata + data
-        packet = av.Packet(data)
-        packet.pts = item.pts
-        packet.dts = item.dts
-        packet.time_base = fractions.Fraction(params.time_base_num, params.time_base_den)
-        rtp_ticks = item.pts * VIDEO_CLOCK * params.time_base_num // params.time_base_den
-        self.on_unit(item, rtp_ticks)
-        return packet
+    async def recv(self) -> None:  # type: ignore[override]
+        await self._stopped.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
-        self.sub.close()
-        if self.pending is not None:
-            self.pending.close()
+        self._stopped.set()
         super().stop()
 
 
-@dataclass
+@dataclass(eq=False)
+class Outbound:
+    """One media section of a viewer: its RTP writer, the broadcast it receives from and
+    the one it starts on at the next keyframe."""
+
+    viewer: Viewer
+    kind: str
+    writer: RtpWriter
+    broadcast: Broadcast | None = None
+    pending: Broadcast | None = None
+
+
+@dataclass(eq=False)
 class Viewer:
-    """A viewer's peer connection, its subscription and what the admin API reports."""
+    """A viewer's peer connection, its video (and audio) section and what the admin API
+    reports."""
 
     viewer_id: str
     stream_id: str
     rendition: str
     pc: RTCPeerConnection
-    track: PacketTrack | None = None
-    sender: RTCRtpSender | None = None
+    tracks: list[PlaceholderTrack] = field(default_factory=list)
+    video: Outbound | None = None
+    audio: Outbound | None = None
     channel: RTCDataChannel | None = None
     connected_at: float = field(default_factory=time.time)
     state: str = "connecting"
     delays_us: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
-    rtp_origin: int | None = None
     good_checks: int = 0
     adaptive: bool = False
     # The latest (rtt ms, jitter ms, lost, fraction lost, packets sent, bytes sent).
     rtcp: tuple[float, float, int, float, int, int] = (0.0, 0.0, 0, 0.0, 0, 0)
-    last_pts_ticks: int | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def on_unit(self, unit: Unit, pts_ticks: int) -> None:
-        """Called as a unit leaves for this viewer: delay figures and the capture-time message."""
+    @property
+    def sender(self) -> RTCRtpSender:
+        assert self.video is not None
+        return self.video.writer.sender
+
+    def sent(self, unit: Unit, rtp_timestamp: int, pts_90k: int) -> None:
+        """A video unit's packets went out: the delay figure and the capture-time message."""
         now_ns = time.time_ns()
         if unit.arrived_ns:
             self.delays_us.append((now_ns - unit.arrived_ns) // 1000)
-        self._learn_rtp_origin()
-        self.last_pts_ticks = pts_ticks
         if self.channel is None or self.channel.readyState != "open":
             return
         message = {
-            "pts_90k": pts_ticks,
+            "rtp_timestamp": rtp_timestamp,
+            "pts_90k": pts_90k,
             "capture_time_us": unit.capture_time_us,
             "relay_sent_us": now_ns // 1000,
             "sequence": unit.sequence,
             "keyframe": unit.keyframe,
         }
-        if self.rtp_origin is not None:
-            message["rtp_timestamp"] = (self.rtp_origin + pts_ticks) & 0xFFFFFFFF
         self.channel.send(json.dumps(message))
-
-    def _learn_rtp_origin(self) -> None:
-        # aiortc adds a random origin to every RTP timestamp and keeps it private; once one
-        # frame went out, the last RTP timestamp minus that frame's pts gives it.
-        if self.rtp_origin is not None or self.sender is None or self.last_pts_ticks is None:
-            return
-        sent = getattr(self.sender, "_RTCRtpSender__rtp_timestamp", None)
-        if isinstance(sent, int):
-            self.rtp_origin = (sent - self.last_pts_ticks) & 0xFFFFFFFF
 
     async def close(self) -> None:
         if self.closed.is_set():
             return
         self.closed.set()
-        if self.track is not None:
-            self.track.stop()
+        for track in self.tracks:
+            track.stop()
         await self.pc.close()
         self.state = "disconnected"
+
+
+def parse_sdpfrag(fragment: str) -> tuple[str, list[RTCIceCandidate], bool]:
+    """(ice-ufrag, candidates by media section, end-of-candidates) of a trickle fragment."""
+    ufrag, mid, candidates, ended = "", "0", [], False
+    for line in fragment.splitlines():
+        line = line.strip()
+        if line.startswith("a=ice-ufrag:"):
+            ufrag = line.removeprefix("a=ice-ufrag:")
+        elif line.startswith("a=mid:"):
+            mid = line.removeprefix("a=mid:")
+        elif line.startswith("a=candidate:"):
+            value = line.removeprefix("a=candidate:")
+            try:
+                if len(value.split()) < 8:  # aiortc only asserts it
+                    raise ValueError
+                candidate = candidate_from_sdp(value)
+            except ValueError:
+                raise ValueError(f"bad candidate line: {line[:80]}") from None
+            candidate.sdpMid = mid
+            candidates.append(candidate)
+        elif line == "a=end-of-candidates":
+            ended = True
+    return ufrag, candidates, ended
 
 
 def h264_codecs() -> list[RTCRtpCodecCapability]:
@@ -191,6 +159,12 @@ def h264_codecs() -> list[RTCRtpCodecCapability]:
         or c.mimeType.lower() == "video/h264"
         and c.parameters.get("packetization-mode") == "1"
     ]
+
+
+def opus_codecs() -> list[RTCRtpCodecCapability]:
+    """aiortc's Opus codec: the audio the ingest passes through unchanged."""
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
 
 
 def ice_configuration(
@@ -212,46 +186,55 @@ def ice_configuration(
     return RTCConfiguration(iceServers=servers, iceTransportPolicy=RTCIceTransportPolicy(policy))
 
 
+def _outbound(viewer: Viewer, kind: str, codecs: list[RTCRtpCodecCapability]) -> Outbound:
+    """A sendonly transceiver of ``kind`` with a placeholder track and a writer."""
+    track = PlaceholderTrack(kind)
+    # The transceiver exists before the offer is applied, so the offer's section of that
+    # kind binds to it and only the codec of the packets can be negotiated.
+    transceiver = viewer.pc.addTransceiver(track, direction="sendonly")
+    transceiver.setCodecPreferences(codecs)
+    viewer.tracks.append(track)
+    return Outbound(viewer, kind, RtpWriter(transceiver))
+
+
 async def answer_viewer(
     offer_sdp: str,
-    sub: Subscription,
     stream_id: str,
     rendition: str,
     configuration: RTCConfiguration,
+    audio: bool = False,
 ) -> tuple[Viewer, str]:
-    """Answer a WHEP offer: a sendonly video track fed by ``sub``; returns the answer SDP."""
+    """Answer a WHEP offer: H.264 video, and Opus audio when ``audio`` and the offer has an
+    audio section; returns the answer SDP."""
     pc = RTCPeerConnection(configuration=configuration)
     viewer = Viewer(uuid.uuid4().hex, stream_id, rendition, pc)
-
-    @pc.on("datachannel")
-    def on_datachannel(channel: RTCDataChannel) -> None:
-        if channel.label == CAPTURE_CHANNEL:
-            viewer.channel = channel
-
-    @pc.on("connectionstatechange")
-    async def on_state() -> None:
-        state = pc.connectionState
-        if state == "connected":
-            viewer.state = "connected"
-        elif state in ("failed", "closed"):
-            await viewer.close()
-
     try:
-        track = PacketTrack(sub, viewer.on_unit)
-        # When the stream ends upstream, the viewer's session ends too (its player retries).
-        track.on("ended", lambda: asyncio.ensure_future(viewer.close()))
-        viewer.track = track
-        # The transceiver exists before the offer is applied, so the offer's video section
-        # binds to it and only H.264 (the codec of the packets) can be negotiated.
-        transceiver = pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(h264_codecs())
-        viewer.sender = transceiver.sender
+        viewer.video = _outbound(viewer, "video", h264_codecs())
+        if audio and "\nm=audio " in offer_sdp:
+            viewer.audio = _outbound(viewer, "audio", opus_codecs())
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label == CAPTURE_CHANNEL:
+                viewer.channel = channel
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            state = pc.connectionState
+            if state == "connected":
+                viewer.state = "connected"
+            elif state in ("failed", "closed"):
+                await viewer.close()
+
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        if transceiver.mid is None:
-            raise ValueError("the offer has no video section")
+        for out in (viewer.video, viewer.audio):
+            if out is not None and out.writer.transceiver.mid is None:
+                raise ValueError(f"the offer has no {out.kind} section")
         await pc.setLocalDescription(await pc.createAnswer())
+        for out in (viewer.video, viewer.audio):
+            if out is not None:
+                out.writer.bind()
     except BaseException:
-        sub.close()
         await pc.close()
         raise
     return viewer, pc.localDescription.sdp

@@ -2,7 +2,8 @@
 
 Routes: ``/whep/{stream_id}`` (starts on rendition ``source``, then adapts to the viewer's
 loss and RTT) and ``/whep/{stream_id}/{rendition}`` (that rendition only) take offers;
-``/whep/resource/{viewer_id}`` is a viewer's resource (DELETE, GET ``/stats``).
+``/whep/resource/{viewer_id}`` is a viewer's resource (DELETE, PATCH with trickled ICE
+candidates as ``application/trickle-ice-sdpfrag``, GET ``/stats``).
 Browsers get CORS headers and an OPTIONS answer; ICE servers go in ``Link`` headers
 (RFC 9725). With a token configured, offers need ``Authorization: Bearer <token>``.
 """
@@ -50,7 +51,7 @@ class WhepOptions:
 def _cors(request: web.Request) -> dict[str, str]:
     return {
         "Access-Control-Allow-Origin": request.app[OPTIONS_KEY].cors_origin,
-        "Access-Control-Allow-Methods": "OPTIONS, POST, DELETE, GET",
+        "Access-Control-Allow-Methods": "OPTIONS, POST, PATCH, DELETE, GET",
         "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
         "Access-Control-Expose-Headers": "Location, Link, ETag",
     }
@@ -135,8 +136,22 @@ async def leave(request: web.Request) -> web.Response:
 
 
 async def patch(request: web.Request) -> web.Response:
-    # aiortc gathers every candidate before answering, so trickle ICE is not offered.
-    return web.Response(status=405, headers={**_cors(request), "Allow": "DELETE, GET"})
+    """Trickle ICE (RFC 9725 section 4.3): the viewer's candidates after its offer.
+
+    The relay's own candidates are all in its answer (aiortc gathers before answering), so
+    the response has no body. An ICE restart (a new ufrag) is not supported.
+    """
+    if not _authorised(request):
+        return _error(request, 401, "UNAUTHENTICATED", "a bearer token is required")
+    if request.content_type != "application/trickle-ice-sdpfrag":
+        return _error(request, 415, "UNSUPPORTED_MEDIA_TYPE", "use application/trickle-ice-sdpfrag")
+    try:
+        await request.app[RELAY_KEY].trickle(request.match_info["viewer_id"], await request.text())
+    except DomainError as error:
+        return _error(request, 404, error.reason, error.message)
+    except ValueError as error:
+        return _error(request, 422, "INVALID_SDP_FRAGMENT", str(error))
+    return web.Response(status=204, headers=_cors(request))
 
 
 async def viewer_stats(request: web.Request) -> web.Response:

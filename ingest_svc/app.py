@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 from casino.ingest.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from casino_kit.channels import upstream
+from casino_kit.logs import get_logger
 from casino_kit.media.hub import MediaHub
 from casino_kit.server import ServerSettings, Servicer, ServiceSpec
+from casino_kit.settings import SettingsError
 from ingest_svc.ladder import LadderService
 from ingest_svc.media_server import MediaServicer
 from ingest_svc.media_source import Listen, MediaListener
+from ingest_svc.studios import StudioAuth, parse_studio_keys
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,24 @@ class Settings:
     ladder: tuple[str, ...] = ()
     # Access units a subscriber may fall behind before it skips to the next keyframe.
     subscriber_queue: int = 120
+    # Studios' credentials and streams, JSON (see ingest_svc/studios.py), or a file of it.
+    studio_keys: str = ""
+    studio_keys_file: Path | None = None
+
+
+def studio_auth(settings: Settings) -> StudioAuth:
+    try:
+        text = (
+            settings.studio_keys_file.read_text()
+            if settings.studio_keys_file is not None
+            else settings.studio_keys
+        )
+        studios = parse_studio_keys(text)
+    except (ValueError, OSError) as error:
+        raise SettingsError(f"CASINO_STUDIO_KEYS: {error}") from None
+    if not studios:
+        log.warning("no studio keys configured: every gRPC Publish will be refused")
+    return StudioAuth(studios)
 
 
 class StudioServicer(ingest_service_pb2_grpc.StudioServiceServicer):
@@ -70,7 +94,7 @@ def build(settings: Settings) -> ServiceSpec:
             ),
             Servicer(
                 services["MediaService"],
-                MediaServicer(media.hub),
+                MediaServicer(media.hub, studio_auth(settings)),
                 ingest_service_pb2_grpc.add_MediaServiceServicer_to_server,
             ),
         ],

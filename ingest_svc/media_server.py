@@ -13,6 +13,7 @@ from casino_kit.media.gop import Params
 from casino_kit.media.hub import MediaHub, MediaStream, StreamEnded
 from casino_kit.media.messages import subscription_messages
 from casino_kit.validation import Violations
+from ingest_svc.studios import StudioAuth
 
 MAX_PAGE = 500
 
@@ -107,21 +108,25 @@ def list_streams(
 
 
 class MediaServicer(ingest_service_pb2_grpc.MediaServiceServicer):
-    """Publish into the hub, Subscribe out of it; ListStreams reads it."""
+    """Publish into the hub (studios by their own credentials), Subscribe out of it;
+    ListStreams reads it."""
 
-    def __init__(self, hub: MediaHub) -> None:
+    def __init__(self, hub: MediaHub, studios: StudioAuth) -> None:
         self.hub = hub
+        self.studios = studios
 
     async def Publish(
         self,
         request_iterator: AsyncIterator[ingest_service_pb2.PublishRequest],
         context: grpc.aio.ServicerContext,
     ) -> ingest_service_pb2.PublishResponse:
+        studio = self.studios.authenticate(context.invocation_metadata() or ())
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None:
             raise InvalidArgument([FieldViolation("descriptor", "is required")])
         descriptor = check_descriptor(first)
+        self.studios.authorize(studio, descriptor.stream_id)
         stream: MediaStream | None = None
         frames = size = 0
         try:
@@ -130,7 +135,7 @@ class MediaServicer(ingest_service_pb2_grpc.MediaServiceServicer):
                 time_base = (frame.time_base_num, frame.time_base_den)
                 if stream is None:
                     params = _descriptor_params(descriptor, time_base)
-                    stream = self.hub.claim(params, context.peer(), descriptor.table_id)
+                    stream = self.hub.claim(params, studio.studio_id, descriptor.table_id)
                 elif stream.params is not None and time_base != (
                     stream.params.time_base_num,
                     stream.params.time_base_den,

@@ -4,7 +4,9 @@ Debian's ffmpeg pushing a 30 fps H.264 test pattern (baseline, 1 s GOP) as MPEG-
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -24,6 +26,15 @@ RTMP_STREAM = "table-2"
 UDP_STREAM = "table-3"
 PACKAGES = ("rng_svc", "wallet_svc", "game_svc", "ingest_svc", "edge_relay")
 
+STUDIO_ID = "studio-1"
+STUDIO_SECRET = base64.urlsafe_b64encode(b"s" * 32).decode().rstrip("=")
+STUDIO_CREDENTIALS = (("authorization", f"Bearer {STUDIO_ID}.{STUDIO_SECRET}"),)
+"""gRPC metadata of a studio that may publish the test streams (``sdk-*``, ``short-lived``)."""
+STUDIO_KEYS = {
+    STUDIO_ID: {"secret": STUDIO_SECRET, "streams": ["sdk-*", "short-lived"]},
+    "studio-2": {"secret": base64.urlsafe_b64encode(b"t" * 32).decode(), "streams": ["t2-*"]},
+}
+
 # WebRTC ICE never offers loopback candidates, so these tests need an address of their own:
 # they run inside the private network namespace that scripts/in-test-netns makes.
 if not os.environ.get("CASINO_TEST_NETNS"):
@@ -34,9 +45,17 @@ if not os.environ.get("CASINO_TEST_NETNS"):
 
 
 def ffmpeg_args(
-    url: str, size: str = "640x360", rate: int = 30, bitrate: str = "800k", fmt: str = "mpegts"
+    url: str,
+    size: str = "640x360",
+    rate: int = 30,
+    bitrate: str = "800k",
+    fmt: str = "mpegts",
+    audio: bool = False,
 ) -> list[str]:
-    """A live test pattern: libx264 zerolatency, constrained baseline, no B-frames, 1 s GOP."""
+    """A live test pattern: libx264 zerolatency, constrained baseline, no B-frames, 1 s GOP;
+    with ``audio`` also a 440 Hz tone as Opus."""
+    tone = ["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
+    opus = ["-c:a", "libopus", "-b:a", "64k"]
     return [
         "ffmpeg",
         "-hide_banner",
@@ -47,6 +66,7 @@ def ffmpeg_args(
         "lavfi",
         "-i",
         f"testsrc2=size={size}:rate={rate}",
+        *(tone if audio else []),
         "-c:v",
         "libx264",
         "-preset",
@@ -65,6 +85,7 @@ def ffmpeg_args(
         "yuv420p",
         "-b:v",
         bitrate,
+        *(opus if audio else []),
         "-f",
         fmt,
         url,
@@ -72,7 +93,9 @@ def ffmpeg_args(
 
 
 @contextlib.asynccontextmanager
-async def ffmpeg_feed(url: str, **kwargs: str | int) -> AsyncIterator[asyncio.subprocess.Process]:
+async def ffmpeg_feed(
+    url: str, **kwargs: str | int | bool
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """ffmpeg pushing the test pattern to ``url`` until the block ends."""
     assert shutil.which("ffmpeg"), "Debian's ffmpeg is required (apt-get install ffmpeg)"
     process = await asyncio.create_subprocess_exec(
@@ -143,6 +166,7 @@ async def media(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Media
             "CASINO_CODEC_PROBE": "1",
             "CASINO_UPSTREAM_LINGER_S": "1",
             "CASINO_LADDER": "720p,360p,180p",
+            "CASINO_STUDIO_KEYS": json.dumps(STUDIO_KEYS),
         },
     )
     await platform.start()

@@ -10,7 +10,16 @@ import grpc
 
 from casino.ingest.v1 import ingest_pb2, ingest_service_pb2, ingest_service_pb2_grpc
 from casino_kit.errors import details_of
-from tests.media.conftest import STREAM, UDP_STREAM, MediaPlatform, ffmpeg_feed, wait_for_stream
+from tests.media.conftest import (
+    STREAM,
+    STUDIO_CREDENTIALS,
+    STUDIO_ID,
+    STUDIO_KEYS,
+    UDP_STREAM,
+    MediaPlatform,
+    ffmpeg_feed,
+    wait_for_stream,
+)
 
 
 async def _take(
@@ -111,11 +120,14 @@ async def test_publish_over_grpc_reaches_subscribers_unchanged(media: MediaPlatf
             for request in _frames(5, first_pts=7 * 3000):
                 yield request
 
-        publishing = stub.Publish(publish())
+        publishing = stub.Publish(publish(), metadata=STUDIO_CREDENTIALS)
         await wait_stream(stub, "sdk-1")
+        listed = await stub.ListStreams(ingest_service_pb2.ListStreamsRequest(table_id="t-9"))
+        assert [s.publisher_id for s in listed.streams] == [STUDIO_ID], "the studio publishes"
         # A second publisher of the same stream and rendition is refused.
         second = stub.Publish(
-            iter([ingest_service_pb2.PublishRequest(descriptor=DESCRIPTOR), *_frames(1)])
+            iter([ingest_service_pb2.PublishRequest(descriptor=DESCRIPTOR), *_frames(1)]),
+            metadata=STUDIO_CREDENTIALS,
         )
         try:
             await second
@@ -156,6 +168,44 @@ async def wait_stream(stub: ingest_service_pb2_grpc.MediaServiceStub, stream_id:
     raise AssertionError(f"{stream_id} never listed")
 
 
+async def test_publish_needs_the_studio_own_credentials_and_stream(
+    media: MediaPlatform,
+) -> None:
+    descriptor = ingest_pb2.StreamDescriptor()
+    descriptor.CopyFrom(DESCRIPTOR)
+    descriptor.stream_id = "sdk-auth"
+    requests = [ingest_service_pb2.PublishRequest(descriptor=descriptor), *_frames(2)]
+    wrong_secret = STUDIO_KEYS["studio-2"]["secret"]
+    refused = {
+        "no credentials": (),
+        "not a bearer": (("authorization", f"Basic {STUDIO_ID}.{wrong_secret}"),),
+        "wrong secret": (("authorization", f"Bearer {STUDIO_ID}.{wrong_secret}"),),
+        "unknown studio": (("authorization", f"Bearer studio-9.{wrong_secret}"),),
+        "not base64": (("authorization", f"Bearer {STUDIO_ID}.!!"),),
+    }
+    async with grpc.aio.insecure_channel(media.ingest) as channel:
+        stub = ingest_service_pb2_grpc.MediaServiceStub(channel)
+        for case, metadata in refused.items():
+            try:
+                await stub.Publish(iter(requests), metadata=metadata)
+                raise AssertionError(f"{case}: expected UNAUTHENTICATED")
+            except grpc.aio.AioRpcError as error:
+                details = details_of(error)
+            assert details.code == grpc.StatusCode.UNAUTHENTICATED, case
+            assert details.reason == "STUDIO_CREDENTIALS_INVALID", case
+        # studio-2 is authenticated but sdk-auth is not one of its streams.
+        other = (("authorization", f"Bearer studio-2.{wrong_secret}"),)
+        try:
+            await stub.Publish(iter(requests), metadata=other)
+            raise AssertionError("expected PERMISSION_DENIED")
+        except grpc.aio.AioRpcError as error:
+            details = details_of(error)
+        assert details.code == grpc.StatusCode.PERMISSION_DENIED
+        assert details.reason == "STUDIO_NOT_AUTHORIZED"
+        listed = await stub.ListStreams(ingest_service_pb2.ListStreamsRequest())
+        assert "sdk-auth" not in [s.stream_id for s in listed.streams], "nothing was published"
+
+
 async def test_publish_must_start_with_a_valid_descriptor(media: MediaPlatform) -> None:
     async with grpc.aio.insecure_channel(media.ingest) as channel:
         stub = ingest_service_pb2_grpc.MediaServiceStub(channel)
@@ -173,7 +223,7 @@ async def test_publish_must_start_with_a_valid_descriptor(media: MediaPlatform) 
             ),
         ):
             try:
-                await stub.Publish(iter(requests))
+                await stub.Publish(iter(requests), metadata=STUDIO_CREDENTIALS)
                 raise AssertionError("expected INVALID_ARGUMENT")
             except grpc.aio.AioRpcError as error:
                 details = details_of(error)

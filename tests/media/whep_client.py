@@ -33,6 +33,7 @@ class Viewer:
     link_headers: list[str]
     packets: int = 0
     frames_marked: int = 0
+    audio_packets: int = 0
     capture_by_rtp: dict[int, int] = field(default_factory=dict)
     arrival_by_rtp: dict[int, float] = field(default_factory=dict)
     delays_ms: list[float] = field(default_factory=list)
@@ -94,27 +95,56 @@ async def watch(
     capture_channel: bool = False,
     token: str = "",
     ice: RTCConfiguration | None = None,
+    trickle: bool = False,
+    audio: bool = False,
 ) -> Viewer:
-    """POST an offer to ``base + path``; returns once the answer is applied."""
+    """POST an offer to ``base + path``; returns once the answer is applied.
+
+    With ``trickle`` the offer goes without candidates, which follow by PATCH (RFC 9725).
+    """
     pc = RTCPeerConnection(configuration=ice or RTCConfiguration(iceServers=[]))
     transceiver = pc.addTransceiver("video", direction="recvonly")
+    listen = pc.addTransceiver("audio", direction="recvonly") if audio else None
     channel = pc.createDataChannel("capture") if capture_channel else None
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Content-Type": "application/sdp"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    async with session.post(base + path, data=pc.localDescription.sdp, headers=headers) as r:
+    offer = pc.localDescription.sdp
+    held = [line for line in offer.splitlines() if line.startswith("a=candidate:")]
+    if trickle:
+        offer = "".join(
+            f"{line}\r\n"
+            for line in offer.splitlines()
+            if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+        )
+    async with session.post(base + path, data=offer, headers=headers) as r:
         body = await r.text()
         if r.status != 201:
             await pc.close()
             raise AssertionError(f"WHEP POST answered {r.status}: {body}")
         location = r.headers["Location"]
         links = r.headers.getall("Link", [])
+    if trickle:
+        ufrag = next(line for line in offer.splitlines() if line.startswith("a=ice-ufrag:"))
+        fragment = "\r\n".join([ufrag, "m=video 9 UDP/TLS/RTP/SAVPF 0", "a=mid:0", *held])
+        patch_headers = {**headers, "Content-Type": "application/trickle-ice-sdpfrag"}
+        async with session.patch(
+            base + location, data=fragment + "\r\na=end-of-candidates\r\n", headers=patch_headers
+        ) as r:
+            if r.status != 204:
+                raise AssertionError(f"WHEP PATCH answered {r.status}: {await r.text()}")
     viewer = Viewer(pc, location, base, links)
     if channel is not None:
         channel.on("message", viewer.on_message)
     if not decode:
         _count_packets(viewer, transceiver.receiver)
+    if listen is not None:
+
+        async def count_audio(packet: Any, arrival_time_ms: int) -> None:
+            viewer.audio_packets += 1
+
+        listen.receiver._handle_rtp_packet = count_audio  # type: ignore[method-assign]
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
