@@ -5,7 +5,9 @@ player stream has its own bounded queue, so a slow player never stalls the other
 its queue overflows, the backlog is dropped and the stream continues with a state snapshot
 (the client rebuilds from it). Each stream numbers what it delivers from 1 without gaps and
 keeps the last deliveries, so a client that reconnects with its last sequence plus one
-misses nothing; an older or unknown resume point gets a snapshot instead.
+misses nothing; an older or unknown resume point gets a snapshot instead. Personal messages
+(``push``, an event whose sequence is 0) join one stream's queue between table events; a
+resync keeps them, since a snapshot does not repeat them.
 
 The hub is pure asyncio: the upstream is any async iterator factory and the snapshot any
 coroutine, so it is tested without gRPC.
@@ -18,8 +20,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from casino_kit.logs import get_logger
 
@@ -37,9 +38,9 @@ Snapshot = Callable[[str, str], Awaitable[tuple[S, int]]]
 newest event it includes."""
 
 
-@dataclass(frozen=True)
-class Delivery(Generic[E, S]):
-    """One message of a stream: a table event or a snapshot, with its stream sequence."""
+class Delivery(NamedTuple, Generic[E, S]):
+    """One message of a stream: a table event or a snapshot, with its stream sequence (a
+    tuple: one is made per stream per event)."""
 
     sequence: int
     event: E | None = None
@@ -63,9 +64,11 @@ class _Stream(Generic[E, S]):
         self.detached_at: float | None = None
         self.resyncs = 0
 
-    def resync(self) -> None:
-        """Drop the backlog; the next delivery is a snapshot."""
+    def resync(self, sequence_of: Callable[[E], int]) -> None:
+        """Drop the backlog of table events; the next delivery is a snapshot."""
+        personal = [item for item in self.queue if sequence_of(item) == 0]
         self.queue.clear()
+        self.queue.extend(personal)
         self.needs_snapshot = True
         self.resyncs += 1
         self.wake.set()
@@ -116,6 +119,28 @@ class FanoutHub(Generic[E, S]):
     def upstreams(self) -> int:
         """Upstream subscriptions running now."""
         return sum(1 for t in self._tables.values() if t.task is not None and not t.task.done())
+
+    def push(self, table_id: str, stream_key: str, event: E) -> bool:
+        """Queue a personal ``event`` (sequence 0) on one stream of this process; False when
+        the stream is not here."""
+        table = self._tables.get(table_id)
+        stream = None if table is None else table.streams.get(stream_key)
+        if stream is None:
+            return False
+        stream.queue.append(event)
+        stream.wake.set()
+        return True
+
+    def watching(self, table_id: str) -> list[str]:
+        """The streams of ``table_id`` connected to this process now."""
+        table = self._tables.get(table_id)
+        streams = () if table is None else table.streams.values()
+        return [stream.key for stream in streams if stream.owner is not None]
+
+    def stream_keys(self, table_id: str) -> list[str]:
+        """The streams of ``table_id`` this process holds, connected or awaiting resume."""
+        table = self._tables.get(table_id)
+        return [] if table is None else list(table.streams)
 
     def stream_resyncs(self, table_id: str, stream_key: str) -> int:
         table = self._tables.get(table_id)
@@ -225,7 +250,7 @@ class FanoutHub(Generic[E, S]):
         table.last_sequence = sequence
         for stream in table.streams.values():
             if gap or len(stream.queue) >= self.queue_size:
-                stream.resync()
+                stream.resync(self._sequence_of)
             stream.queue.append(event)
             stream.wake.set()
 
@@ -247,10 +272,13 @@ class FanoutHub(Generic[E, S]):
             while stream.queue and not stream.needs_snapshot:
                 event = stream.queue.popleft()
                 sequence = self._sequence_of(event)
+                if sequence == 0:  # personal: not ordered against table events
+                    return self._record(stream, Delivery(stream.next_sequence, event=event))
                 if sequence <= stream.floor:
                     continue  # already part of the snapshot
                 if stream.floor != 0 and sequence != stream.floor + 1:
-                    stream.resync()  # the snapshot is older than the backlog: take another
+                    # The snapshot is older than the backlog: take another.
+                    stream.resync(self._sequence_of)
                     break
                 stream.floor = sequence
                 return self._record(stream, Delivery(stream.next_sequence, event=event))
@@ -286,7 +314,7 @@ class Subscription(Generic[E, S]):
     def __aiter__(self) -> Subscription[E, S]:
         return self
 
-    async def __anext__(self) -> Delivery[E, S]:
+    def __anext__(self) -> Awaitable[Delivery[E, S]]:
         if self._stream is None:
             raise RuntimeError("use the subscription as `async with` first")
-        return await self._hub._next(self._table_id, self._stream, self)
+        return self._hub._next(self._table_id, self._stream, self)

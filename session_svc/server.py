@@ -1,28 +1,41 @@
 """The gRPC adapter of the player API: Protobuf to session domain calls and back.
 
-Implemented here: the session lifecycle and responsible-gaming time limits and exclusions.
-The table, bet and balance RPCs need game_svc and wallet_svc and still answer UNIMPLEMENTED
-(inherited from the generated base class).
+Implemented here: the session lifecycle, responsible-gaming time limits and exclusions, the
+lobby, seats, the balance and the live table stream. PlaceBets and SubmitDecision still answer
+UNIMPLEMENTED (inherited from the generated base class).
+
+WatchTable answers pre-serialized bytes (``add_to_server`` registers it without a response
+serializer): one table event is serialized once per process, not once per player.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from casino.common.v1 import common_pb2, limits_pb2
 from casino.session.v1 import session_pb2, session_service_pb2, session_service_pb2_grpc
-from casino_kit.errors import FieldViolation, InvalidArgument
+from casino.wallet.v1 import wallet_service_pb2
+from casino_kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from casino_kit.validation import Violations
 from session_svc import responsible
+from session_svc.feed import Feeds, Reminders
+from session_svc.intake import Intake
 from session_svc.responsible import Change, ChangeStatus, RgState, RuleError
 from session_svc.sessions import Principal, Sessions, once
+from session_svc.tables import Tables
+from session_svc.upstream import relayed
+
+SERVICE = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"]
+RAW_RESPONSES = {"WatchTable"}
+MAX_PAGE_SIZE = 500
 
 M = TypeVar("M", bound=Message)
 
@@ -81,11 +94,50 @@ def _fingerprint(request: Message) -> str:
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
+def add_to_server(servicer: Any, server: grpc.aio.Server) -> None:
+    """Register the SessionService like the generated function, except that the methods in
+    RAW_RESPONSES yield already serialized messages."""
+    handlers = {}
+    for method in SERVICE.methods:
+        request = GetMessageClass(method.input_type)
+        response = GetMessageClass(method.output_type)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=request.FromString,
+            response_serializer=(
+                None if method.name in RAW_RESPONSES else response.SerializeToString
+            ),
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)
+
+
+def _table_id(request: Message, *required: str) -> str:
+    """The request's table id, checked with the ``required`` fields, every violation at once."""
+    checks = Violations()
+    checks.require(request, *required, "table_id")
+    table_id: str = request.table_id  # type: ignore[attr-defined]
+    if len(table_id) > 128:
+        checks.add("table_id", "must be at most 128 characters")
+    checks.raise_if_any()
+    return table_id
+
+
 class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
     """The player API over the session domain."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, tables: Tables, feeds: Feeds, intake: Intake) -> None:
         self.sessions = sessions
+        self.tables = tables
+        self.feeds = feeds
+        self.intake = intake
 
     async def _principal(
         self,
@@ -321,3 +373,105 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
         return await self._once(
             principal, "cool_off", request, session_service_pb2.CoolOffResponse, run
         )
+
+    async def ListTables(
+        self,
+        request: session_service_pb2.ListTablesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> session_service_pb2.ListTablesResponse:
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgument([FieldViolation("page_size", f"must be 0 to {MAX_PAGE_SIZE}")])
+        principal = await self._principal(context)
+        tables, next_page = await self.tables.lobby(
+            principal.session.jurisdiction,
+            principal.session.currency,
+            request.game_type,
+            request.page_size,
+            request.page_token,
+        )
+        return session_service_pb2.ListTablesResponse(tables=tables, next_page_token=next_page)
+
+    async def JoinTable(
+        self,
+        request: session_service_pb2.JoinTableRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> session_service_pb2.JoinTableResponse:
+        table_id = _table_id(request, "idempotency_key")
+        principal = await self._principal(context)
+
+        async def run() -> session_service_pb2.JoinTableResponse:
+            media = await self.tables.join(
+                table_id, principal.session.player_id, principal.session.jurisdiction, request.seat
+            )
+            return session_service_pb2.JoinTableResponse(
+                table_id=table_id, seat=request.seat, media_stream_id=media
+            )
+
+        return await self._once(
+            principal, "join", request, session_service_pb2.JoinTableResponse, run
+        )
+
+    async def LeaveTable(
+        self,
+        request: session_service_pb2.LeaveTableRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> session_service_pb2.LeaveTableResponse:
+        table_id = _table_id(request, "idempotency_key")
+        principal = await self._principal(context)
+
+        async def run() -> session_service_pb2.LeaveTableResponse:
+            await self.tables.seating.leave(table_id, principal.session.player_id)
+            return session_service_pb2.LeaveTableResponse(table_id=table_id)
+
+        return await self._once(
+            principal, "leave", request, session_service_pb2.LeaveTableResponse, run
+        )
+
+    async def PlaceBets(
+        self,
+        request: session_service_pb2.PlaceBetsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> session_service_pb2.PlaceBetsResponse:
+        """Idempotent by the client's bet ids: a retry stakes nothing twice and gets each
+        bet's first answer."""
+        principal = await self._principal(context)
+        with relayed():
+            return await self.intake.place(principal, request)
+
+    async def GetBalance(
+        self,
+        request: session_service_pb2.GetBalanceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> session_service_pb2.GetBalanceResponse:
+        principal = await self._principal(context)
+        with relayed():
+            reply = await self.feeds.wallet.GetBalance(
+                wallet_service_pb2.GetBalanceRequest(
+                    player_id=principal.session.player_id, currency=principal.session.currency
+                )
+            )
+        return session_service_pb2.GetBalanceResponse(balance=reply.balance, in_play=reply.in_play)
+
+    async def WatchTable(  # type: ignore[override]  # serialized once per event, see above
+        self,
+        request: session_service_pb2.WatchTableRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[bytes]:
+        table_id = _table_id(request)
+        principal = await self._principal(context)
+        session = principal.session
+        if await self.tables.seating.seat_of(table_id, session.player_id) is None:
+            await self.tables.table(table_id)  # NOT_FOUND for a table that does not exist
+            raise FailedPrecondition("NOT_AT_TABLE", f"join table {table_id} first")
+        state = await self.sessions.rg_state(principal)
+        time_left = state.session_time_left(session.opened_at, self.sessions.clock())
+        reminders = Reminders(
+            opened_at=session.opened_at,
+            interval_s=state.reality_check_s,
+            ends_at=None if time_left is None else self.sessions.clock() + time_left,
+            currency=session.currency,
+        )
+        async for message in self.feeds.stream(
+            table_id, session.player_id, request.from_sequence, reminders
+        ):
+            yield message

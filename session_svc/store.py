@@ -1,21 +1,25 @@
 """Fast shared state for sessions: one small async interface, a Redis and an in-process adapter.
 
-Sessions, launch-token nonces, responsible-gaming state and rate-limit buckets live here. With
-Redis every session process of a deployment shares them; the in-process store is the embedded
-default for a single node. Both adapters pass the same tests, so the domain code cannot tell
-them apart. Values are strings (JSON written by the callers); every key can carry a TTL.
+Sessions, launch-token nonces, responsible-gaming state, rate-limit buckets, table presence
+and seats live here, and personal events travel through its pub/sub. With Redis every session
+process of a deployment shares them; the in-process store is the embedded default for a single
+node. Both adapters pass the same tests, so the domain code cannot tell them apart. Values are
+strings (JSON written by the callers); every key can carry a TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+
+MAX_REDIS_CONNECTIONS = 64
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def delete_if(self, key: str, expected: str) -> bool:
+        """Delete ``key`` only while its value is ``expected``; True when deleted."""
+        ...
+
     async def incr(self, key: str, ttl_s: float | None = None) -> int:
         """Add one to an integer counter (created at 0); the TTL is set when it is created."""
         ...
@@ -57,6 +65,29 @@ class Store(Protocol):
     ) -> BucketResult:
         """Atomically take ``cost`` tokens from a bucket refilled at ``rate_per_s``, capped at
         ``burst``."""
+        ...
+
+    async def presence_add(self, key: str, members: Sequence[str], until: float) -> None:
+        """Put ``members`` in the set ``key`` until the wall time ``until`` (moved by a later
+        call)."""
+        ...
+
+    async def expire_many(self, keys: Sequence[str], ttl_s: float) -> None:
+        """Give each existing key of ``keys`` a new TTL, in one round trip."""
+        ...
+
+    async def presence_remove(self, key: str, member: str) -> None: ...
+
+    async def presence_count(self, key: str, now: float) -> int:
+        """How many members of ``key`` are present at ``now``; expired ones are dropped."""
+        ...
+
+    async def publish(self, channel: str, message: str) -> None:
+        """Send ``message`` to every current subscriber of ``channel``, on every node."""
+        ...
+
+    def subscribe(self, channel: str) -> AsyncIterator[str]:
+        """The messages of ``channel`` from now on, until the iterator is closed."""
         ...
 
     async def close(self) -> None: ...
@@ -73,6 +104,8 @@ class MemoryStore:
         self._clock = clock
         self._data: dict[str, tuple[str, float | None]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._sets: dict[str, dict[str, float]] = {}
+        self._channels: dict[str, set[asyncio.Queue[str]]] = {}
         self._writes = 0
 
     def _now(self) -> float:
@@ -128,6 +161,12 @@ class MemoryStore:
         self._data.pop(key, None)
         self._buckets.pop(key, None)
 
+    async def delete_if(self, key: str, expected: str) -> bool:
+        if self._live(key) != expected:
+            return False
+        del self._data[key]
+        return True
+
     async def incr(self, key: str, ttl_s: float | None = None) -> int:
         current = self._live(key)
         if current is None:
@@ -148,6 +187,39 @@ class MemoryStore:
             return BucketResult(True, 0)
         self._buckets[key] = (tokens, now)
         return BucketResult(False, math.ceil((cost - tokens) / rate_per_s * 1000))
+
+    async def presence_add(self, key: str, members: Sequence[str], until: float) -> None:
+        present = self._sets.setdefault(key, {})
+        for member in members:
+            present[member] = until
+
+    async def expire_many(self, keys: Sequence[str], ttl_s: float) -> None:
+        for key in keys:
+            value = self._live(key)
+            if value is not None:
+                self._put(key, value, ttl_s)
+
+    async def presence_remove(self, key: str, member: str) -> None:
+        self._sets.get(key, {}).pop(member, None)
+
+    async def presence_count(self, key: str, now: float) -> int:
+        members = self._sets.get(key, {})
+        for gone in [m for m, until in members.items() if until <= now]:
+            del members[gone]
+        return len(members)
+
+    async def publish(self, channel: str, message: str) -> None:
+        for queue in self._channels.get(channel, ()):
+            queue.put_nowait(message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._channels.setdefault(channel, set()).add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._channels[channel].discard(queue)
 
     async def close(self) -> None:
         await asyncio.sleep(0)
@@ -208,6 +280,13 @@ return 1
 """
 
 
+# KEYS[1]; ARGV[1] the expected value.
+_DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisStore:
     """The shared store on Redis; atomic operations are Lua scripts run on the server."""
 
@@ -216,10 +295,16 @@ class RedisStore:
         self._take = client.register_script(_TAKE_TOKEN)
         self._incr = client.register_script(_INCR)
         self._cas = client.register_script(_COMPARE_AND_SET)
+        self._delete_if = client.register_script(_DELETE_IF)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True))
+        # Calls wait for a free connection rather than fail: a burst of players must queue,
+        # not open thousands of connections or see errors.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=MAX_REDIS_CONNECTIONS, timeout=10
+        )
+        return cls(aioredis.Redis.from_pool(pool))
 
     async def get(self, key: str) -> str | None:
         value = await self._redis.get(key)
@@ -245,6 +330,9 @@ class RedisStore:
     async def delete(self, key: str) -> None:
         await self._redis.delete(key)
 
+    async def delete_if(self, key: str, expected: str) -> bool:
+        return bool(int(await self._delete_if(keys=[key], args=[expected])))
+
     async def incr(self, key: str, ttl_s: float | None = None) -> int:
         return int(await self._incr(keys=[key], args=[_ttl_ms(ttl_s) or 0]))
 
@@ -253,6 +341,41 @@ class RedisStore:
     ) -> BucketResult:
         allowed, retry = await self._take(keys=[key], args=[rate_per_s, burst, cost])
         return BucketResult(bool(int(allowed)), int(retry))
+
+    async def presence_add(self, key: str, members: Sequence[str], until: float) -> None:
+        if members:
+            await self._redis.zadd(key, dict.fromkeys(members, until))
+
+    async def expire_many(self, keys: Sequence[str], ttl_s: float) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.pexpire(key, _ttl_ms(ttl_s) or 1)
+            await pipe.execute()
+
+    async def presence_remove(self, key: str, member: str) -> None:
+        await self._redis.zrem(key, member)
+
+    async def presence_count(self, key: str, now: float) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zcard(key)
+            _, count = await pipe.execute()
+        return int(count)
+
+    async def publish(self, channel: str, message: str) -> None:
+        await self._redis.publish(channel, message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[str]:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(channel)
+        try:
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    yield str(message["data"])
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.unsubscribe(channel)
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         await self._redis.aclose()

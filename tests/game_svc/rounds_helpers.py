@@ -106,6 +106,11 @@ class Casino:
 
     async def player(self, deposit: int) -> str:
         player = f"p-{key()[:12]}"
+        await self.fund(player, deposit)
+        return player
+
+    async def fund(self, player: str, deposit: int) -> None:
+        """Open the player's account and deposit ``deposit`` (if not zero)."""
         await self.wallet.OpenAccount(
             wallet_service_pb2.OpenAccountRequest(
                 idempotency_key=key(), player_id=player, currency=CURRENCY
@@ -119,7 +124,6 @@ class Casino:
                 ),
                 timeout=10,
             )
-        return player
 
     async def balance(self, player: str) -> int:
         answer = await self.wallet.GetBalance(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from session_svc.store import Store
 
@@ -107,3 +108,39 @@ async def test_concurrent_read_modify_writes_lose_nothing(store: Store, prefix: 
     await asyncio.gather(*(append(str(i)) for i in range(20)))
     stored = await store.get(key)
     assert stored is not None and sorted(stored.split(","), key=int) == [str(i) for i in range(20)]
+
+
+async def test_delete_if_deletes_only_the_expected_value(store: Store, prefix: str) -> None:
+    await store.set(prefix + "seat", "alice")
+    assert not await store.delete_if(prefix + "seat", "bob")
+    assert await store.get(prefix + "seat") == "alice"
+    assert await store.delete_if(prefix + "seat", "alice")
+    assert await store.get(prefix + "seat") is None
+
+
+async def test_presence_counts_members_until_their_time(store: Store, prefix: str) -> None:
+    now = time.time()
+    await store.presence_add(prefix + "players", ["a", "b"], now + 0.2)
+    await store.presence_add(prefix + "players", ["a"], now + 60)  # moved, not added twice
+    assert await store.presence_count(prefix + "players", now) == 2
+    assert await store.presence_count(prefix + "players", now + 1) == 1
+    await store.presence_remove(prefix + "players", "a")
+    assert await store.presence_count(prefix + "players", now) == 0
+
+
+async def test_published_messages_reach_every_subscriber(store: Store, prefix: str) -> None:
+    channel = prefix + "events"
+    streams = [store.subscribe(channel) for _ in range(2)]
+    reads = [asyncio.ensure_future(anext(s)) for s in streams]
+    await asyncio.sleep(0.2)  # both subscriptions are registered
+    await store.publish(channel, "hello")
+    assert await asyncio.wait_for(asyncio.gather(*reads), 5) == ["hello", "hello"]
+    for stream in streams:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_expire_many_renews_existing_keys_only(store: Store, prefix: str) -> None:
+    await store.set(prefix + "a", "1", ttl_s=0.2)
+    await store.expire_many([prefix + "a", prefix + "missing"], 30)
+    await asyncio.sleep(0.3)
+    assert await store.get_many([prefix + "a", prefix + "missing"]) == ["1", None]
