@@ -64,8 +64,8 @@ test: install ## The whole test suite (needs PostgreSQL and Redis on loopback, s
 	$(PY) -m pytest --ignore=tests/media
 	scripts/in-test-netns $(PY) -m pytest tests/media
 
-demo: install ## Run the platform on embedded defaults
-	$(VENV)/bin/casino up
+demo: install ## Run the platform on embedded defaults with simulated players
+	$(VENV)/bin/casino demo
 
 bench: install ## Every benchmark; results in bench/results/ (relay in its own network namespace)
 	$(VENV)/bin/casino bench all

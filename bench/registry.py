@@ -9,6 +9,7 @@ import os
 from bench.harness import Report
 
 BENCHMARKS = {
+    "bets": "bench.bets",
     "echo": "bench.echo",
     "fanout": "bench.fanout",
     "relay": "bench.relay",

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from casino_cli import verify
+from casino_cli import demo, verify
 from casino_cli.platform import Platform, StartError
 
 
@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = commands.add_parser("up", help="run every service locally on embedded defaults")
     up.add_argument("--data-dir", type=Path, default=Path(".data"), help="storage and logs")
+    play = commands.add_parser(
+        "demo", help="the platform with two RNG tables and simulated players, a line per round"
+    )
+    play.add_argument("--data-dir", type=Path, default=Path(".data"), help="storage and logs")
+    play.add_argument("--players", type=int, default=50, help="simulated players")
+    play.add_argument("--rounds", type=int, default=None, help="stop after N rounds per table")
+    play.add_argument("--window", type=int, default=10, help="betting window, 5 to 120 s")
     bench = commands.add_parser("bench", help="run benchmarks (bench/results/NAME.json)")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmark names, or 'all'")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -67,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "verify":
         sys.exit(verify.run(args))
+    if args.command == "demo":
+        sys.exit(asyncio.run(demo.run(args.data_dir, args.players, args.rounds, args.window)))
     if args.command == "up":
         sys.exit(asyncio.run(_up(args.data_dir)))
     sys.exit(_bench(args.names, args.quick, args.list))

@@ -22,7 +22,7 @@ async def _run(*args: str) -> tuple[int, str]:
 async def test_help_lists_subcommands() -> None:
     code, out = await _run("--help")
     assert code == 0
-    for command in ("up", "bench"):
+    for command in ("up", "demo", "bench"):
         assert command in out
 
 
@@ -56,3 +56,27 @@ async def test_up_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     rest, _ = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0
     assert rest.decode().strip().endswith("stopped")
+
+
+async def test_demo_plays_rounds_with_players_and_verifies_each_proof(tmp_path: Path) -> None:
+    code, out = await asyncio.wait_for(
+        _run(
+            "demo",
+            "--data-dir",
+            str(tmp_path),
+            "--rounds",
+            "2",
+            "--window",
+            "5",
+            "--players",
+            "8",
+        ),
+        180,
+    )
+    assert code == 0, out
+    rounds = [line for line in out.splitlines() if " round " in line]
+    assert len(rounds) == 4, out
+    assert all(line.endswith("fairness verified") for line in rounds), out
+    assert {line.split()[1] for line in rounds} == {"Roulette", "Baccarat"}
+    bets = [int(line.split(" bets ")[1].split()[0]) for line in rounds]
+    assert sum(bets) > 0, out  # the players bet through the session service

@@ -1,0 +1,373 @@
+"""``casino demo``: the platform on embedded defaults, two RNG tables and simulated players.
+
+The demo plays the operator: it signs launch tokens with a key it makes at start, funds
+each player's wallet, and lets the players do the rest through session_svc only (open a
+session, join, watch, bet). For every round it prints one line, with the fairness proof
+checked the way a player could: the revealed seed hashes to the commitment published at
+opening, and re-deriving the outcome from it gives the result shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
+from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
+from casino.session.v1 import session_pb2, session_service_pb2, session_service_pb2_grpc
+from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
+from casino_cli.platform import Platform, StartError
+from game_svc.outcomes import Game, from_draw
+from game_svc.results import baccarat_result
+from rng_svc import fairness
+from session_svc.tokens import HS256, SignKey, b64url_encode, encode
+
+OPERATOR = "demo-operator"
+CURRENCY = "EUR"
+DEPOSIT = 100_000  # 1,000.00 EUR per player
+RED = {1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36}
+TABLES = {
+    "Demo Roulette": common_pb2.GAME_TYPE_ROULETTE,
+    "Demo Baccarat": common_pb2.GAME_TYPE_BACCARAT,
+}
+
+
+def eur(amount: int) -> common_pb2.Money:
+    return common_pb2.Money(amount_minor=amount, currency=CURRENCY)
+
+
+def table_config(name: str, game: int, window_s: int) -> game_pb2.TableConfig:
+    first, last = (
+        (bet_pb2.BET_TYPE_ROULETTE_STRAIGHT, bet_pb2.BET_TYPE_ROULETTE_HIGH)
+        if game == common_pb2.GAME_TYPE_ROULETTE
+        else (bet_pb2.BET_TYPE_BACCARAT_PLAYER, bet_pb2.BET_TYPE_BACCARAT_BANKER_PAIR)
+    )
+    return game_pb2.TableConfig(
+        name=name,
+        game_type=game,  # type: ignore[arg-type]
+        result_source=game_pb2.RESULT_SOURCE_RNG,
+        betting_window_seconds=window_s,
+        currency=CURRENCY,
+        limits=bet_pb2.TableLimits(
+            bet_limits=[
+                bet_pb2.BetLimit(bet_type=t, min_stake=eur(100), max_stake=eur(50_000))  # type: ignore[arg-type]
+                for t in range(first, last + 1)
+            ]
+        ),
+    )
+
+
+def random_bet(game: int) -> bet_pb2.BetSpot:
+    if game == common_pb2.GAME_TYPE_ROULETTE:
+        kind = random.choice(["red", "black", "straight", "dozen", "odd"])
+        if kind == "straight":
+            return bet_pb2.BetSpot(
+                bet_type=bet_pb2.BET_TYPE_ROULETTE_STRAIGHT, numbers=[random.randint(0, 36)]
+            )
+        if kind == "dozen":
+            return bet_pb2.BetSpot(
+                bet_type=bet_pb2.BET_TYPE_ROULETTE_DOZEN, group=random.randint(1, 3)
+            )
+        types = {"red": bet_pb2.BET_TYPE_ROULETTE_RED, "black": bet_pb2.BET_TYPE_ROULETTE_BLACK}
+        return bet_pb2.BetSpot(bet_type=types.get(kind, bet_pb2.BET_TYPE_ROULETTE_ODD))
+    return bet_pb2.BetSpot(
+        bet_type=random.choice(
+            [
+                bet_pb2.BET_TYPE_BACCARAT_PLAYER,
+                bet_pb2.BET_TYPE_BACCARAT_BANKER,
+                bet_pb2.BET_TYPE_BACCARAT_TIE,
+            ]
+        )
+    )
+
+
+@dataclass
+class Operator:
+    """The demo's operator: a launch-token key and the wallet's back office."""
+
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def keys_json(self) -> str:
+        return json.dumps({OPERATOR: {"alg": "HS256", "secret": b64url_encode(self.secret)}})
+
+    def launch_token(self, player_id: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": OPERATOR,
+            "aud": "casino.session",
+            "sub": player_id,
+            "cur": CURRENCY,
+            "jur": "MT",
+            "iat": now,
+            "exp": now + 300,
+            "jti": b64url_encode(secrets.token_bytes(16)),
+        }
+        return encode(claims, SignKey(HS256, secret=self.secret))
+
+
+class Player:
+    """A simulated player: everything through session_svc, as a real client would."""
+
+    def __init__(self, player_id: str, session: session_service_pb2_grpc.SessionServiceStub):
+        self.player_id = player_id
+        self.session = session
+        self.token = ""
+
+    def _auth(self) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self.token}"),)
+
+    async def start(self, operator: Operator, tables: dict[str, int]) -> None:
+        opened = await self.session.OpenSession(
+            session_service_pb2.OpenSessionRequest(
+                idempotency_key=uuid.uuid4().hex,
+                operator_id=OPERATOR,
+                launch_token=operator.launch_token(self.player_id),
+            ),
+            timeout=10,
+        )
+        self.token = opened.session_token
+        for table_id in tables:
+            await self.session.JoinTable(
+                session_service_pb2.JoinTableRequest(
+                    idempotency_key=uuid.uuid4().hex, table_id=table_id
+                ),
+                metadata=self._auth(),
+                timeout=10,
+            )
+
+    async def refresh(self) -> None:
+        while True:
+            await asyncio.sleep(120)
+            refreshed = await self.session.RefreshSession(
+                session_service_pb2.RefreshSessionRequest(idempotency_key=uuid.uuid4().hex),
+                metadata=self._auth(),
+                timeout=10,
+            )
+            self.token = refreshed.session_token
+
+    async def play(self, table_id: str, game: int) -> None:
+        """Watch the table; bet on about two rounds in three."""
+        while True:
+            try:
+                stream = self.session.WatchTable(
+                    session_service_pb2.WatchTableRequest(table_id=table_id),
+                    metadata=self._auth(),
+                )
+                async for message in stream:
+                    event = message.table_event
+                    if message.HasField("table_event") and event.HasField("round_opened"):
+                        if random.random() < 0.67:
+                            asyncio.ensure_future(self._bet(table_id, event.round_id, game))
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(1)
+
+    async def _bet(self, table_id: str, round_id: str, game: int) -> None:
+        await asyncio.sleep(random.uniform(0.2, 3.0))
+        bets = [
+            session_pb2.PlayerBet(
+                client_bet_id=uuid.uuid4().hex,
+                spot=random_bet(game),
+                stake=eur(random.choice([100, 200, 500, 1_000, 2_500])),
+            )
+            for _ in range(random.randint(1, 2))
+        ]
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self.session.PlaceBets(
+                session_service_pb2.PlaceBetsRequest(
+                    idempotency_key=uuid.uuid4().hex,
+                    table_id=table_id,
+                    round_id=round_id,
+                    bets=bets,
+                ),
+                metadata=self._auth(),
+                timeout=10,
+            )
+
+
+def describe(result: table_event_pb2.RoundResult) -> str:
+    if result.HasField("roulette"):
+        pocket = result.roulette.pocket
+        colour = "green" if pocket == 0 else "red" if pocket in RED else "black"
+        return f"{pocket:>2} {colour}"
+    coup = result.baccarat
+    winner = table_event_pb2.BaccaratWinner.Name(coup.winner).removeprefix("BACCARAT_WINNER_")
+    return f"{winner.lower()} {coup.player_total}-{coup.banker_total}"
+
+
+def fair(record: game_pb2.Round) -> str:
+    """Check the proof as a player could: the seed matches the commitment published at
+    opening, and re-deriving the outcome from the seed gives the result shown."""
+    proof = record.proof
+    seed = bytes.fromhex(proof.server_seed)
+    if fairness.commitment_of(seed) != record.commitment.commitment:
+        return "FAILED: the seed does not match the commitment"
+    game = Game(record.game_type)
+    if game is Game.ROULETTE:
+        derived = from_draw(game, [fairness.roulette(seed, record.round_id, proof.client_seed)])
+        ok = derived.pocket == record.result.roulette.pocket
+    else:
+        shoe = fairness.shoe(seed, record.round_id, proof.client_seed, 8)
+        derived = from_draw(game, shoe)
+        ok = derived.coup is not None and baccarat_result(derived.coup) == record.result.baccarat
+    return "verified" if ok else "FAILED: the outcome does not re-derive"
+
+
+async def report(
+    game: game_service_pb2_grpc.GameServiceStub, table_id: str, name: str, rounds: int | None
+) -> None:
+    """One line per round, from the table's own event stream (the operator's view)."""
+    printed = 0
+    next_sequence = (
+        await game.GetTable(game_service_pb2.GetTableRequest(table_id=table_id))
+    ).table.last_sequence + 1
+    async for message in game.Subscribe(
+        game_service_pb2.SubscribeRequest(table_id=table_id, from_sequence=next_sequence)
+    ):
+        event = message.event
+        settled = event.HasField("round_settled") and (
+            event.round_settled.part == event.round_settled.part_count
+        )
+        if not (settled or event.HasField("round_voided")):
+            continue
+        record = (
+            await game.GetRound(game_service_pb2.GetRoundRequest(round_id=event.round_id))
+        ).round
+        accepted = [b for b in record.bets if b.status == bet_pb2.BET_STATUS_ACCEPTED]
+        if settled:
+            line = (
+                f"{describe(record.result):<12} bets {len(accepted):>3}  "
+                f"staked {record.total_stake.amount_minor / 100:>9.2f}  "
+                f"paid {record.total_payout.amount_minor / 100:>9.2f}  fairness {fair(record)}"
+            )
+        else:
+            line = f"VOIDED ({event.round_voided.detail}); {len(accepted)} bets refunded"
+        print(f"{name:<14} round {record.round_id[-12:]}  {line}", flush=True)
+        printed += 1
+        if rounds is not None and printed >= rounds:
+            return
+
+
+async def tables(
+    admin: game_service_pb2_grpc.TableAdminServiceStub,
+    game: game_service_pb2_grpc.GameServiceStub,
+    window_s: int,
+) -> dict[str, tuple[str, int]]:
+    """The demo tables by id (created on the first run, found again on later ones)."""
+    listed = await game.ListTables(game_service_pb2.ListTablesRequest(page_size=500), timeout=10)
+    found = {t.name: t.table_id for t in listed.tables if t.name in TABLES}
+    for name, game_type in TABLES.items():
+        if name not in found:
+            created = await admin.CreateTable(
+                game_service_pb2.CreateTableRequest(
+                    idempotency_key=f"demo-table-{name}",
+                    operator_id=OPERATOR,
+                    reason="casino demo",
+                    config=table_config(name, game_type, window_s),
+                ),
+                timeout=10,
+            )
+            found[name] = created.table_id
+    return {table_id: (name, TABLES[name]) for name, table_id in found.items()}
+
+
+async def fund(wallet: wallet_service_pb2_grpc.WalletServiceStub, player_id: str) -> None:
+    with contextlib.suppress(grpc.aio.AioRpcError):  # already open from an earlier run
+        await wallet.OpenAccount(
+            wallet_service_pb2.OpenAccountRequest(
+                idempotency_key=f"demo-open-{player_id}", player_id=player_id, currency=CURRENCY
+            ),
+            timeout=10,
+        )
+    await wallet.Deposit(
+        wallet_service_pb2.DepositRequest(
+            idempotency_key=uuid.uuid4().hex, player_id=player_id, amount=eur(DEPOSIT)
+        ),
+        timeout=10,
+    )
+
+
+async def play(
+    platform: Platform, operator: Operator, players: int, rounds: int | None, window_s: int
+) -> None:
+    addresses = platform.addresses
+    async with (
+        grpc.aio.insecure_channel(addresses["game_svc"]) as game_channel,
+        grpc.aio.insecure_channel(addresses["wallet_svc"]) as wallet_channel,
+        grpc.aio.insecure_channel(addresses["session_svc"]) as session_channel,
+    ):
+        game = game_service_pb2_grpc.GameServiceStub(game_channel)
+        admin = game_service_pb2_grpc.TableAdminServiceStub(game_channel)
+        wallet = wallet_service_pb2_grpc.WalletServiceStub(wallet_channel)
+        session = session_service_pb2_grpc.SessionServiceStub(session_channel)
+        demo_tables = await tables(admin, game, window_s)
+        crowd = [Player(f"demo-player-{n:03d}", session) for n in range(1, players + 1)]
+        await asyncio.gather(*(fund(wallet, p.player_id) for p in crowd))
+        await asyncio.gather(
+            *(p.start(operator, {t: g for t, (_, g) in demo_tables.items()}) for p in crowd)
+        )
+        names = ", ".join(name for name, _ in demo_tables.values())
+        print(f"{players} players joined {names}; Ctrl-C stops\n", flush=True)
+        background = [asyncio.ensure_future(p.refresh()) for p in crowd] + [
+            asyncio.ensure_future(p.play(table_id, game_type))
+            for p in crowd
+            for table_id, (_, game_type) in demo_tables.items()
+        ]
+        try:
+            await asyncio.gather(
+                *(
+                    report(game, table_id, name, rounds)
+                    for table_id, (name, _) in demo_tables.items()
+                )
+            )
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+async def run(data_dir: Path, players: int, rounds: int | None, window_s: int) -> int:
+    operator = Operator()
+    platform = Platform(
+        data_dir=data_dir,
+        service_env={"session_svc": {"CASINO_OPERATOR_KEYS": operator.keys_json()}},
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"starting {len(platform.packages)} services (logs in {data_dir / 'logs'}) ...", flush=True
+    )
+    try:
+        await platform.start()
+    except StartError as error:
+        print(f"casino demo: {error}", file=sys.stderr)
+        return 1
+    playing = asyncio.ensure_future(play(platform, operator, players, rounds, window_s))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({playing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if playing.done():
+            playing.result()
+        return 0
+    except grpc.aio.AioRpcError as error:
+        print(f"casino demo: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    finally:
+        playing.cancel()
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await playing
+        print("stopping ...", flush=True)
+        await platform.stop()
