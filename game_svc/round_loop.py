@@ -18,10 +18,11 @@ settlement or refunded, never lost in between.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -51,9 +52,35 @@ tracer = trace.get_tracer(__name__)
 
 SETTLED_PART = 1000
 """Bets per RoundSettled event: a 10,000-bet round publishes ten parts."""
-STAKE_CALLS = 4
-"""Stake batches of one table at the wallet at once; more queue here, not there, so a burst
-of bets cannot push the wallet's calls past their deadline."""
+STAKES_IN_FLIGHT = 2000
+"""Stakes of one table at the wallet at once: many small batches go together (the wallet
+commits them as one group), a burst of big ones queues here instead of pushing the
+wallet's calls past their deadline."""
+
+
+class Budget:
+    """A semaphore counted in units (stakes): a call that alone exceeds the budget still
+    runs, on its own."""
+
+    def __init__(self, units: int) -> None:
+        self._units = units
+        self._used = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def take(self, units: int) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._used == 0 or self._used + units <= self._units
+            )
+            self._used += units
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._used -= units
+                self._changed.notify_all()
+
 
 VALIDATORS = {Game.ROULETTE: roulette.validate, Game.BACCARAT: baccarat.validate}
 
@@ -135,7 +162,7 @@ class TableLoop:
         self.suspended_by_operator = False
         self._turn = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._stake_calls = asyncio.Semaphore(STAKE_CALLS)
+        self._stakes = Budget(STAKES_IN_FLIGHT)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -581,7 +608,7 @@ class TableLoop:
                 for bet in fresh
             ]
             try:
-                async with self._stake_calls:
+                async with self._stakes.take(len(stakes)):
                     answers = await self.wallet.stake(
                         f"bets:{live.record.round_id}:{key}",
                         self.table_id,
