@@ -27,13 +27,13 @@ import grpc
 
 from bench.echo import echo_server, measure_echo
 from bench.harness import Load, Report, closed_loop, median_of, percentile
-from bench.settle import database
+from bench.wallet import fresh_database
 from casino.common.v1 import bet_pb2, common_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
 from casino.session.v1 import session_pb2, session_service_pb2, session_service_pb2_grpc
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 from casino_cli.platform import Platform
-from session_svc.tokens import HS256, SignKey, b64url_encode, encode
+from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
 
 PLAYERS = 64
 OPEN_LOOP_RATE = 1_000
@@ -46,18 +46,7 @@ def eur(amount: int) -> common_pb2.Money:
 
 
 def launch_token(secret: bytes, player_id: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": OPERATOR,
-        "aud": "casino.session",
-        "sub": player_id,
-        "cur": "EUR",
-        "jur": "MT",
-        "iat": now,
-        "exp": now + 300,
-        "jti": b64url_encode(secrets.token_bytes(16)),
-    }
-    return encode(claims, SignKey(HS256, secret=secret))
+    return issue_launch(OPERATOR, SignKey(HS256, secret=secret), player_id)
 
 
 class Table:
@@ -220,7 +209,7 @@ async def setup(platform: Platform, secret: bytes) -> tuple[Table, Bettors, list
 @contextlib.asynccontextmanager
 async def running_platform(secret: bytes) -> AsyncIterator[Platform]:
     keys = json.dumps({OPERATOR: {"alg": "HS256", "secret": b64url_encode(secret)}})
-    async with database() as wallet_db, database() as game_db:
+    async with fresh_database() as wallet_db, fresh_database() as game_db:
         with tempfile.TemporaryDirectory() as data_dir:
             platform = Platform(
                 data_dir=Path(data_dir),

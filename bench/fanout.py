@@ -37,7 +37,7 @@ from casino.session.v1 import session_service_pb2 as pb
 from casino.session.v1 import session_service_pb2_grpc
 from casino_cli.platform import Platform, free_port
 from session_svc.app import quiet_gc
-from session_svc.tokens import HS256, SignKey, b64url_encode, encode
+from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
 
 OPERATOR = "bench-op"
 STREAMS_PER_CHANNEL = 250
@@ -59,18 +59,7 @@ class StreamStats:
 
 
 def launch_token(secret: bytes, player_id: str) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": OPERATOR,
-        "aud": "casino.session",
-        "sub": player_id,
-        "cur": "EUR",
-        "jur": "MT",
-        "iat": now,
-        "exp": now + 300,
-        "jti": secrets.token_urlsafe(16),
-    }
-    return encode(claims, SignKey(HS256, secret=secret))
+    return issue_launch(OPERATOR, SignKey(HS256, secret=secret), player_id)
 
 
 async def join(

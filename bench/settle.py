@@ -11,7 +11,6 @@ settlement saved and published. The median over several rounds is reported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import tempfile
 import time
@@ -19,34 +18,21 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import grpc
 
 from bench.harness import Report
+from bench.wallet import fresh_database
 from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 from casino_cli.platform import Platform
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 PLAYERS, BETS_EACH, BATCH = 1_000, 10, 1_000
 WINDOW_S = 20
 
 
 def eur(amount: int) -> common_pb2.Money:
     return common_pb2.Money(amount_minor=amount, currency="EUR")
-
-
-@contextlib.asynccontextmanager
-async def database() -> AsyncIterator[str]:
-    name = f"casino_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def table_config() -> game_pb2.TableConfig:
@@ -172,7 +158,7 @@ async def measure(address: str, wallet_address: str, rounds: int) -> tuple[list[
 
 async def main(quick: bool) -> Report:
     rounds = 1 if quick else 3
-    async with database() as wallet_db, database() as game_db:
+    async with fresh_database() as wallet_db, fresh_database() as game_db:
         with tempfile.TemporaryDirectory() as data_dir:
             platform = Platform(
                 data_dir=Path(data_dir),

@@ -16,7 +16,6 @@ import random
 import secrets
 import signal
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from casino_cli.platform import Platform, StartError
 from game_svc.outcomes import Game, from_draw
 from game_svc.results import baccarat_result
 from rng_svc import fairness
-from session_svc.tokens import HS256, SignKey, b64url_encode, encode
+from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
 
 OPERATOR = "demo-operator"
 CURRENCY = "EUR"
@@ -102,18 +101,7 @@ class Operator:
         return json.dumps({OPERATOR: {"alg": "HS256", "secret": b64url_encode(self.secret)}})
 
     def launch_token(self, player_id: str) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": OPERATOR,
-            "aud": "casino.session",
-            "sub": player_id,
-            "cur": CURRENCY,
-            "jur": "MT",
-            "iat": now,
-            "exp": now + 300,
-            "jti": b64url_encode(secrets.token_bytes(16)),
-        }
-        return encode(claims, SignKey(HS256, secret=self.secret))
+        return issue_launch(OPERATOR, SignKey(HS256, secret=self.secret), player_id)
 
 
 class Player:

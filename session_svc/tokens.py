@@ -16,6 +16,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,31 @@ def encode(claims: Mapping[str, Any], key: SignKey) -> str:
     payload = b64url_encode(json.dumps(dict(claims), separators=(",", ":")).encode())
     signing_input = f"{header}.{payload}".encode("ascii")
     return f"{header}.{payload}.{b64url_encode(key.sign(signing_input))}"
+
+
+def issue_launch(
+    operator_id: str,
+    key: SignKey,
+    player_id: str,
+    *,
+    currency: str = "EUR",
+    jurisdiction: str = "MT",
+    lifetime_s: int = 300,
+) -> str:
+    """A launch token as an operator's back end signs it (docs/launch-token.md); the demo
+    and the benchmarks play the operator with it."""
+    now = int(time.time())
+    claims = {
+        "iss": operator_id,
+        "aud": "casino.session",
+        "sub": player_id,
+        "cur": currency,
+        "jur": jurisdiction,
+        "iat": now,
+        "exp": now + lifetime_s,
+        "jti": b64url_encode(secrets.token_bytes(16)),
+    }
+    return encode(claims, key)
 
 
 def decode(token: str, key: VerifyKey) -> dict[str, Any]:
