@@ -13,6 +13,7 @@ import grpc
 from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
+from casino_cli.demo import table_config
 from casino_cli.platform import Platform
 from tests.conftest import postgres_database
 
@@ -58,24 +59,8 @@ def key() -> str:
 def rng_table(
     game: int = common_pb2.GAME_TYPE_ROULETTE, name: str = "RNG table", window_s: int = 5
 ) -> game_pb2.TableConfig:
-    types = (
-        range(bet_pb2.BET_TYPE_ROULETTE_STRAIGHT, bet_pb2.BET_TYPE_ROULETTE_HIGH + 1)
-        if game == common_pb2.GAME_TYPE_ROULETTE
-        else range(bet_pb2.BET_TYPE_BACCARAT_PLAYER, bet_pb2.BET_TYPE_BACCARAT_BANKER_PAIR + 1)
-    )
-    return game_pb2.TableConfig(
-        name=name,
-        game_type=game,  # type: ignore[arg-type]
-        result_source=game_pb2.RESULT_SOURCE_RNG,
-        betting_window_seconds=window_s,
-        currency=CURRENCY,
-        limits=bet_pb2.TableLimits(
-            bet_limits=[
-                bet_pb2.BetLimit(bet_type=t, min_stake=eur(100), max_stake=eur(1_000_000))  # type: ignore[arg-type]
-                for t in types
-            ]
-        ),
-    )
+    """The demo's table: every bet type of the game, 1.00 to 500.00 EUR per spot."""
+    return table_config(name, game, window_s)
 
 
 def red(stake: int = 1_000) -> tuple[bet_pb2.BetSpot, int]:
