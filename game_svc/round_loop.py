@@ -687,7 +687,8 @@ class TableLoop:
         self, batch: game_service_pb2.PlaceBetsRequest
     ) -> list[game_pb2.BetResult]:
         """A batch for a round that is not open: repeats get their first answer."""
-        kept = {r.bet.bet_id: r for r in await self.store.bets_of(batch.round_id)}
+        ids = [bet.bet_id for bet in batch.bets]
+        kept = {r.bet.bet_id: r for r in await self.store.bets_of(batch.round_id, bet_ids=ids)}
         results = []
         for bet in batch.bets:
             record = kept.get(bet.bet_id)

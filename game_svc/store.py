@@ -462,11 +462,16 @@ class Store:
         async with self.engine.connect() as connection:
             return [_round_row(r) for r in (await connection.execute(query)).all() if r.record]
 
-    async def bets_of(self, round_id: str, player_id: str = "") -> list[game_pb2.BetRecord]:
-        """A round's bets in receipt order (only ``player_id``'s when given)."""
+    async def bets_of(
+        self, round_id: str, player_id: str = "", bet_ids: Sequence[str] = ()
+    ) -> list[game_pb2.BetRecord]:
+        """A round's bets in receipt order (only ``player_id``'s, or only ``bet_ids``, when
+        given)."""
         query = select(bets.c.record).where(bets.c.round_id == round_id)
         if player_id:
             query = query.where(bets.c.player_id == player_id)
+        if bet_ids:
+            query = query.where(bets.c.bet_id.in_(bet_ids))
         query = query.order_by(bets.c.received, bets.c.bet_id)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()

@@ -127,19 +127,12 @@ async def player(d: Deployment, node: int = 0, jurisdiction: str = "MT") -> Play
 
 
 async def table(d: Deployment, config: game_pb2.TableConfig) -> str:
-    try:
-        reply = await game_service_pb2_grpc.TableAdminServiceStub(d.game).CreateTable(
-            game_service_pb2.CreateTableRequest(
-                idempotency_key=key(), operator_id="op", reason="test", config=config
-            ),
-            timeout=10,
-        )
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.UNIMPLEMENTED:
-            raise
-        # game_svc does not run every kind of table yet (blackjack waits for its decision
-        # loop); the seat rules are also proven against the store in test_seating.py.
-        pytest.skip(f"game_svc cannot create this table yet: {error.details()}")
+    reply = await game_service_pb2_grpc.TableAdminServiceStub(d.game).CreateTable(
+        game_service_pb2.CreateTableRequest(
+            idempotency_key=key(), operator_id="op", reason="test", config=config
+        ),
+        timeout=10,
+    )
     return str(reply.table_id)
 
 
