@@ -128,6 +128,7 @@ class Operations:
     async def _draw_once(self, request: rounds.DrawRequest) -> OutcomeRecord:
         assert request.draw is not None
         async with self.engine.begin() as connection:
+            await store.lock_chain(connection)
             round_ = await store.round_by_id(connection, request.round_id)
             owner = await store.round_by_key(connection, "draw_key", request.idempotency_key)
             record = await store.record_by_round(connection, request.round_id)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -201,6 +202,14 @@ async def head(connection: AsyncConnection) -> tuple[int, str] | None:
         )
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+async def lock_chain(connection: AsyncConnection) -> None:
+    """Hold the audit chain for this transaction, so replicas on one PostgreSQL database
+    append in turns instead of racing for the next sequence and retrying (under load a
+    replica could lose every retry). SQLite already admits one writer at a time."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('casino.rng.chain'))"))
 
 
 async def append(connection: AsyncConnection, record: OutcomeRecord) -> None:
