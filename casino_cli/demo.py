@@ -46,13 +46,40 @@ def eur(amount: int) -> common_pb2.Money:
     return common_pb2.Money(amount_minor=amount, currency=CURRENCY)
 
 
-def table_config(name: str, game: int, window_s: int) -> game_pb2.TableConfig:
-    first, last = (
-        (bet_pb2.BET_TYPE_ROULETTE_STRAIGHT, bet_pb2.BET_TYPE_ROULETTE_HIGH)
-        if game == common_pb2.GAME_TYPE_ROULETTE
-        else (bet_pb2.BET_TYPE_BACCARAT_PLAYER, bet_pb2.BET_TYPE_BACCARAT_BANKER_PAIR)
-    )
+BET_TYPES = {
+    common_pb2.GAME_TYPE_ROULETTE: (
+        bet_pb2.BET_TYPE_ROULETTE_STRAIGHT,
+        bet_pb2.BET_TYPE_ROULETTE_HIGH,
+    ),
+    common_pb2.GAME_TYPE_BACCARAT: (
+        bet_pb2.BET_TYPE_BACCARAT_PLAYER,
+        bet_pb2.BET_TYPE_BACCARAT_BANKER_PAIR,
+    ),
+    common_pb2.GAME_TYPE_BLACKJACK: (
+        bet_pb2.BET_TYPE_BLACKJACK_SEAT,
+        bet_pb2.BET_TYPE_BLACKJACK_BET_BEHIND,
+    ),
+}
+
+
+def table_config(
+    name: str, game: int, window_s: int, *, infinite: bool = False, decision_s: int = 15
+) -> game_pb2.TableConfig:
+    """An RNG table with every bet type of its game at 1.00 to 500.00 EUR; blackjack has 7
+    seats (or infinite mode), 8 decks and ``decision_s`` per decision."""
+    first, last = BET_TYPES[game]
+    blackjack = None
+    if game == common_pb2.GAME_TYPE_BLACKJACK:
+        blackjack = game_pb2.BlackjackOptions(
+            decks=8,
+            infinite_mode=infinite,
+            decision_window_seconds=decision_s,
+            double_after_split=True,
+            max_hands_per_seat=2,
+        )
     return game_pb2.TableConfig(
+        blackjack=blackjack,
+        seat_count=7 if blackjack and not infinite else 0,
         name=name,
         game_type=game,  # type: ignore[arg-type]
         result_source=game_pb2.RESULT_SOURCE_RNG,

@@ -64,9 +64,8 @@ class BlackjackRound:
 
     def __init__(self, rules: Rules, stakes: Mapping[Key, int], draw: Draw) -> None:
         """Deal the first cards: each key's first card, the dealer's upcard, each key's
-        second card, the dealer's hole card (face down)."""
-        if not stakes:
-            raise ValueError("a round needs at least one seated stake")
+        second card, the dealer's hole card (face down). With no stakes the dealer deals
+        alone and the round finishes at once (bets behind empty seats push)."""
         if not rules.infinite_mode and not all(
             isinstance(k, int) and 1 <= k <= rules.seat_count for k in stakes
         ):
@@ -88,7 +87,7 @@ class BlackjackRound:
         self.dealer: tuple[Card, ...] = (up, hole)
         self.insurance: dict[Key, bool] = {}
         self._stage = Stage.INSURANCE
-        if not blackjack.insurance_offered(up):
+        if not blackjack.insurance_offered(up) or not self.awaiting():
             self._after_insurance(draw)
 
     @property

@@ -1,10 +1,11 @@
-"""Contract messages to domain values: bet spots, table limits, bets."""
+"""Contract messages to domain values: bet spots, table limits, bets, blackjack rules."""
 
 from __future__ import annotations
 
 from casino.common.v1 import bet_pb2
 from casino.game.v1 import game_pb2
 from game_svc.bets import BetLimit, BetType, InvalidBet, Spot, TableLimits
+from game_svc.blackjack import Rules
 from game_svc.rounds import BetRequest
 
 
@@ -30,3 +31,17 @@ def limits_of(message: bet_pb2.TableLimits) -> TableLimits:
 
 def bet_request(bet: game_pb2.Bet) -> BetRequest:
     return BetRequest(bet.bet_id, bet.player_id, spot_of(bet.spot), bet.stake.amount_minor)
+
+
+def rules_of(config: game_pb2.TableConfig) -> Rules:
+    """A blackjack table's rules; ValueError names what is out of range."""
+    options = config.blackjack
+    return Rules(
+        decks=options.decks,
+        dealer_hits_soft_17=options.dealer_hits_soft_17,
+        double_after_split=options.double_after_split,
+        max_hands_per_seat=options.max_hands_per_seat,
+        infinite_mode=options.infinite_mode,
+        seat_count=config.seat_count,
+        decision_window_s=options.decision_window_seconds,
+    )

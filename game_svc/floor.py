@@ -1,5 +1,5 @@
 """Which tables this replica drives: it takes free leases, renews its own, and runs one
-round loop per owned RNG table.
+round loop per owned table.
 
 Taking a table means a new fencing token first, so the previous owner, if it still runs
 somewhere, is refused by the wallet and the event log from that moment.
@@ -12,6 +12,7 @@ import contextlib
 
 from casino.game.v1 import game_pb2
 from casino_kit.logs import get_logger
+from game_svc.blackjack_loop import BlackjackLoop
 from game_svc.clock import Clock
 from game_svc.events import EventLog
 from game_svc.leases import Leases
@@ -26,8 +27,17 @@ log = get_logger(__name__)
 
 
 def driven_here(table: TableRow) -> bool:
-    """Tables with a round loop: roulette and baccarat, from the RNG or a studio."""
-    return Game(table.config.game_type) in VALIDATORS
+    """Tables with a round loop: roulette and baccarat, from the RNG or a studio, and
+    blackjack from the RNG."""
+    game = Game(table.config.game_type)
+    studio = table.config.result_source == game_pb2.RESULT_SOURCE_STUDIO
+    return game in VALIDATORS or (game is Game.BLACKJACK and not studio)
+
+
+def loop_class(table: TableRow) -> type[TableLoop]:
+    if table.config.result_source == game_pb2.RESULT_SOURCE_STUDIO:
+        return StudioLoop
+    return BlackjackLoop if Game(table.config.game_type) is Game.BLACKJACK else TableLoop
 
 
 class Floor:
@@ -92,8 +102,7 @@ class Floor:
                     continue
                 if await self.leases.acquire(table.table_id):
                     fence = await self.store.take_fence(table.table_id)
-                    studio = table.config.result_source == game_pb2.RESULT_SOURCE_STUDIO
-                    loop = (StudioLoop if studio else TableLoop)(
+                    loop = loop_class(table)(
                         table,
                         fence,
                         self.store,

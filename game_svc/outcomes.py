@@ -7,16 +7,16 @@ every card and anyone can replay the deal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from game_svc import baccarat, roulette
 from game_svc.baccarat import Coup, Side
-from game_svc.bets import Spot
 from game_svc.cards import Shoe
 from game_svc.money import Settlement
 from game_svc.round_hash import DealtCard, Target, round_hash
+from game_svc.rounds import BetRequest
 
 BACCARAT_DECKS = 8
 
@@ -31,19 +31,23 @@ class Game(IntEnum):
 
 @dataclass(frozen=True)
 class Drawn:
-    """A round's result: the pocket (roulette) or the coup and its cards in deal order."""
+    """A round's result: the pocket (roulette), the coup and its cards in deal order
+    (baccarat), or each bet's settlement (blackjack, where decisions shape the result)."""
 
     game: Game
     pocket: int | None = None
     coup: Coup | None = None
     dealt: tuple[DealtCard, ...] = ()
+    payouts: Mapping[str, Settlement] | None = None
 
-    def settle(self, spot: Spot, stake: int) -> Settlement:
+    def settle(self, bet: BetRequest) -> Settlement:
         if self.pocket is not None:
-            return roulette.settle(spot, stake, self.pocket)
+            return roulette.settle(bet.spot, bet.stake, self.pocket)
         if self.coup is not None:
-            return baccarat.settle(spot.bet_type, stake, self.coup)
-        raise ValueError(f"{self.game.name} rounds are not drawn by the RNG")
+            return baccarat.settle(bet.spot.bet_type, bet.stake, self.coup)
+        if self.payouts is not None:
+            return self.payouts[bet.bet_id]
+        raise ValueError(f"a {self.game.name} round has no result to settle on")
 
     def round_hash(self, reference: str) -> str:
         return round_hash(reference, self.dealt, self.pocket)

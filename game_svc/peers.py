@@ -1,4 +1,4 @@
-"""Bets for a table another replica drives go to that replica.
+"""Bets, decisions and studio events for a table another replica drives go to that replica.
 
 The lease names the owner by the address it advertises; a replica that is not the owner
 sends the batch on to it once (a forwarded batch is never forwarded again, so two replicas
@@ -57,6 +57,13 @@ class Peers:
         self, owner: str, request: game_service_pb2.ApplyStudioEventRequest
     ) -> game_service_pb2.ApplyStudioEventResponse:
         return await self._stub(owner).ApplyStudioEvent(  # type: ignore[no-any-return]
+            request, metadata=((FORWARDED, "1"),)
+        )
+
+    async def decide(
+        self, owner: str, request: game_service_pb2.SubmitDecisionRequest
+    ) -> game_service_pb2.SubmitDecisionResponse:
+        return await self._stub(owner).SubmitDecision(  # type: ignore[no-any-return]
             request, metadata=((FORWARDED, "1"),)
         )
 

@@ -38,6 +38,7 @@ def full_round(
     """The stored record with every bet (and how it ended) and every event."""
     full = game_pb2.Round()
     full.CopyFrom(record)
+    del full.bets[:]  # a blackjack record keeps its settlements; the bets table is complete
     paid = settlements(events)
     voided = record.phase == common_pb2.ROUND_PHASE_VOIDED
     for bet in bets:

@@ -40,11 +40,11 @@ from game_svc.clock import Clock, timestamp
 from game_svc.convert import bet_request, limits_of
 from game_svc.events import EventLog
 from game_svc.ids import new_id
-from game_svc.money import Settlement
+from game_svc.money import Outcome, Settlement
 from game_svc.outcomes import Drawn, Game, from_draw
 from game_svc.results import baccarat_result, card_of, roulette_result
 from game_svc.rounds import BetIdReused, BetRequest, Phase, Round
-from game_svc.store import RoundRow, StaleFence, Store, StudioMark, TableRow
+from game_svc.store import Answer, RoundRow, StaleFence, Store, StudioMark, TableRow
 from game_svc.upstreams import Rng, Wallet
 
 log = get_logger(__name__)
@@ -90,8 +90,10 @@ Mark = Callable[[list[table_event_pb2.TableEvent]], StudioMark]
 
 
 def drawn_of(game: Game, record: game_pb2.Round) -> Drawn:
-    """A saved round's result as the rules need it: from the RNG outcome in its proof, or
-    from the result a studio produced."""
+    """A saved round's result as the rules need it: from the RNG outcome in its proof, from
+    the result a studio produced, or (blackjack) the settlements decided with the result."""
+    if game is Game.BLACKJACK:  # decisions shaped it: its settlements were saved with it
+        return Drawn(game, payouts={bet.bet.bet_id: settlement_of(bet) for bet in record.bets})
     if record.proof.outcome:
         return from_draw(game, record.proof.outcome)
     result = record.result
@@ -102,6 +104,10 @@ def drawn_of(game: Game, record: game_pb2.Round) -> Drawn:
         tuple(card_of(c) for c in result.baccarat.banker_cards),
     )
     return Drawn(game, coup=coup)
+
+
+def settlement_of(record: game_pb2.BetRecord) -> Settlement:
+    return Settlement(Outcome(record.outcome), record.payout.amount_minor)
 
 
 def reason_of(error: grpc.aio.AioRpcError) -> str | None:
@@ -231,14 +237,13 @@ class TableLoop:
             if live.round.phase is not Phase.OPEN:
                 return  # voided meanwhile
             await self._close(live)
-        async with self._turn:
-            if live.round.phase is not Phase.BETS_CLOSED:
-                return
-            drawn = await self._draw(live)
+        drawn = await self._outcome(live)
+        if drawn is None:
+            return
         async with self._turn:
             if live.round.phase is not Phase.RESULT:
                 return
-            await self._settle(live.record, live.round.closes_at, live.round.accepted, drawn)
+            await self._settle(live.record, live.round.closes_at, self._settled_bets(live), drawn)
             live.round.settle(self.clock())
             self.live = None
         times = live.round.phase_times
@@ -270,14 +275,7 @@ class TableLoop:
         now = self.clock()
         closes_at = now + timedelta(seconds=self.config.betting_window_seconds)
         round_id = record.round_id
-        state = Round(
-            round_id,
-            self.table_id,
-            now,
-            closes_at,
-            limits_of(self.config.limits),
-            VALIDATORS[self.game],
-        )
+        state = self._round_state(round_id, now, closes_at)
         record.table_id = self.table_id
         record.game_type = self.config.game_type
         record.phase = common_pb2.ROUND_PHASE_OPEN
@@ -301,6 +299,16 @@ class TableLoop:
         self.live = live
         return live
 
+    def _round_state(self, round_id: str, now: datetime, closes_at: datetime) -> Round:
+        return Round(
+            round_id,
+            self.table_id,
+            now,
+            closes_at,
+            limits_of(self.config.limits),
+            VALIDATORS[self.game],
+        )
+
     async def _close(self, live: LiveRound) -> None:
         live.round.close_bets(self.clock())
         await live.drained.wait()  # stakes already at the wallet are answered first
@@ -321,6 +329,16 @@ class TableLoop:
             live.round.closes_at,
             [self._event(live.record.round_id, now, bets_closed=closed)],
         )
+
+    async def _outcome(self, live: LiveRound) -> Drawn | None:
+        """From "no more bets" to the saved result; None when the round ended meanwhile."""
+        async with self._turn:
+            if live.round.phase is not Phase.BETS_CLOSED:
+                return None
+            return await self._draw(live)
+
+    def _settled_bets(self, live: LiveRound) -> tuple[BetRequest, ...]:
+        return live.round.accepted
 
     async def _draw(self, live: LiveRound) -> Drawn:
         round_id = live.record.round_id
@@ -354,8 +372,7 @@ class TableLoop:
         currency = self.config.currency
         # Sorted, so a settlement redone after a crash is the same request, byte for byte.
         settlements = [
-            (bet, drawn.settle(bet.spot, bet.stake))
-            for bet in sorted(accepted, key=lambda bet: bet.bet_id)
+            (bet, drawn.settle(bet)) for bet in sorted(accepted, key=lambda bet: bet.bet_id)
         ]
         payouts = [
             wallet_pb2.Payout(
@@ -732,10 +749,11 @@ class TableLoop:
         closes_at: datetime,
         logged: list[table_event_pb2.TableEvent],
         mark: Mark | None = None,
+        answer: Answer | None = None,
     ) -> list[table_event_pb2.TableEvent]:
         async with self.log.lock(self.table_id):
             stored = await self.store.save_round(
-                RoundRow(record, closes_at), logged, self.fence, mark
+                RoundRow(record, closes_at), logged, self.fence, mark, answer
             )
             for event in stored:
                 self.log.publish(event)

@@ -1,10 +1,10 @@
 """The gRPC adapter: Protobuf requests to domain and storage calls, results back to Protobuf.
 
-What runs: tables (create, list, read, suspend, resume), roulette and baccarat rounds
-driven by the replica that owns the table (``floor.py``), bet intake, operator voids, the
-table event stream with resume, and recall. Blackjack rounds and decisions answer
-UNIMPLEMENTED: their rules are written (``blackjack_round.py``), their loop is not.
-Studio roulette and baccarat tables take their rounds from ``ApplyStudioEvent``.
+What runs: tables (create, list, read, suspend, resume), roulette, baccarat and blackjack
+rounds driven by the replica that owns the table (``floor.py``), bet intake, blackjack
+decisions, operator voids, the table event stream with resume, and recall. Studio
+roulette and baccarat tables take their rounds from ``ApplyStudioEvent``; studio
+blackjack (dealt from a card scanner) answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from casino_kit.errors import (
     Unavailable,
 )
 from casino_kit.validation import MAX_AMOUNT_MINOR, Violations
-from game_svc import blackjack, recall
+from game_svc import recall
 from game_svc.bets import BetType
+from game_svc.blackjack_loop import BlackjackLoop
 from game_svc.clock import Clock, timestamp, utcnow
+from game_svc.convert import rules_of
 from game_svc.events import EventLog, FellBehind
 from game_svc.floor import Floor, driven_here
 from game_svc.ids import new_id
@@ -42,6 +44,8 @@ from game_svc.studio import StudioLoop
 
 GAME_OF_TYPE = {1: "roulette", 2: "baccarat", 3: "blackjack"}
 MAX_BATCH = 1000
+ACTIONS = frozenset(range(1, 6))
+"""The contract's BlackjackAction values, HIT to INSURANCE."""
 
 
 @dataclass(frozen=True)
@@ -172,17 +176,8 @@ def check_blackjack(config: game_pb2.TableConfig, game: str | None, violations: 
     if not config.HasField("blackjack"):
         violations.add("config.blackjack", "is required for blackjack")
         return
-    options = config.blackjack
     try:
-        blackjack.Rules(
-            decks=options.decks,
-            dealer_hits_soft_17=options.dealer_hits_soft_17,
-            double_after_split=options.double_after_split,
-            max_hands_per_seat=options.max_hands_per_seat,
-            infinite_mode=options.infinite_mode,
-            seat_count=config.seat_count,
-            decision_window_s=options.decision_window_seconds,
-        )
+        rules_of(config)
     except ValueError as error:
         violations.add("config.blackjack", str(error))
 
@@ -376,6 +371,45 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             return everyone("TABLE_SUSPENDED" if suspended else "BETTING_CLOSED")
         return await loop.place(batch)
 
+    async def SubmitDecision(
+        self, request: game_service_pb2.SubmitDecisionRequest, context: grpc.aio.ServicerContext
+    ) -> game_service_pb2.SubmitDecisionResponse:
+        violations = Violations()
+        violations.require(request, "idempotency_key", "table_id", "round_id", "player_id", "hand")
+        if request.action not in ACTIONS:
+            violations.add("action", "must be HIT, STAND, DOUBLE, SPLIT or INSURANCE")
+        violations.raise_if_any()
+        parts = self._runtime()
+        digest = request_hash(request)
+        idempotent = Idempotent(parts.store)
+        replayed = await idempotent.replay("SubmitDecision", request.idempotency_key, digest)
+        if replayed is not None:
+            return game_service_pb2.SubmitDecisionResponse.FromString(replayed)
+        floor = parts.floor
+        loop = floor.loop(request.table_id)
+        if loop is None and not forwarded_call(context):
+            owner = await floor.owner(request.table_id)
+            if owner is not None:
+                try:
+                    return await floor.peers.decide(owner, request)
+                except grpc.aio.AioRpcError as error:  # the owner's answer, as it gave it
+                    await context.abort(
+                        error.code(), error.details() or "", error.trailing_metadata()
+                    )
+        if not isinstance(loop, BlackjackLoop):
+            raise FailedPrecondition(
+                "DECISION_NOT_EXPECTED", f"table {request.table_id} takes no decisions here"
+            )
+        answer = Answer("SubmitDecision", request.idempotency_key, digest, lambda _: b"")
+        try:
+            return await loop.decide(request, answer)
+        except FailedPrecondition:
+            # The same call, retried while its first attempt ran, finds the decision taken.
+            replayed = await idempotent.replay("SubmitDecision", request.idempotency_key, digest)
+            if replayed is not None:
+                return game_service_pb2.SubmitDecisionResponse.FromString(replayed)
+            raise
+
     async def ApplyStudioEvent(
         self,
         request: game_service_pb2.ApplyStudioEventRequest,
@@ -404,7 +438,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             if not driven_here(row):
                 await context.abort(
                     grpc.StatusCode.UNIMPLEMENTED,
-                    "blackjack studio rounds need the decision loop, which is not built yet",
+                    "studio blackjack (cards from a studio's scanner) is not supported yet",
                 )
             if row.config.result_source == game_pb2.RESULT_SOURCE_STUDIO:
                 owner = await floor.owner(event.table_id)
@@ -485,14 +519,6 @@ class TableAdminServicer(game_service_pb2_grpc.TableAdminServiceServicer):
         if request.HasField("config"):
             check_config(request.config, violations)
         violations.raise_if_any()
-        if (
-            request.config.game_type == common_pb2.GAME_TYPE_BLACKJACK
-            and request.config.result_source == game_pb2.RESULT_SOURCE_RNG
-        ):
-            await context.abort(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "RNG blackjack tables need the decision loop, which is not built yet",
-            )
         parts = self._runtime()
         store = parts.store
         digest = request_hash(request)

@@ -315,9 +315,11 @@ class Store:
         logged: Sequence[table_event_pb2.TableEvent],
         fence: int,
         studio: Callable[[list[table_event_pb2.TableEvent]], StudioMark] | None = None,
+        answer: Answer | None = None,
     ) -> list[table_event_pb2.TableEvent]:
         """Insert a round or move it on, and log the transition's events, in one transaction,
-        as the owner holding ``fence`` (StaleFence otherwise: nothing is written)."""
+        as the owner holding ``fence`` (StaleFence otherwise: nothing is written). The call
+        that caused it, if any, keeps its answer (built from the first event) in it too."""
         if not logged:
             raise ValueError("every round transition logs at least one event")
         record = row.record
@@ -340,6 +342,8 @@ class Store:
                 await connection.execute(insert(rounds).values(round_id=record.round_id, **values))
             if studio is not None:
                 await self._mark(connection, studio(stored))
+            if answer is not None:
+                await self._remember(connection, answer, answer.respond(stored[0]))
         return stored
 
     async def mark_studio(self, mark: StudioMark) -> None:

@@ -15,10 +15,12 @@ from casino.rng.v1 import rng_pb2, rng_service_pb2, rng_service_pb2_grpc
 from casino.wallet.v1 import wallet_pb2, wallet_service_pb2, wallet_service_pb2_grpc
 from game_svc.outcomes import BACCARAT_DECKS, Game
 
-DRAWS = {
-    Game.ROULETTE: rng_pb2.DrawSpec(roulette=rng_pb2.RouletteDraw()),
-    Game.BACCARAT: rng_pb2.DrawSpec(shuffle=rng_pb2.ShuffleDraw(decks=BACCARAT_DECKS)),
-}
+
+def draw_spec(game: Game, decks: int) -> rng_pb2.DrawSpec:
+    """A pocket for roulette; a shuffled shoe of ``decks`` decks for the card games."""
+    if game is Game.ROULETTE:
+        return rng_pb2.DrawSpec(roulette=rng_pb2.RouletteDraw())
+    return rng_pb2.DrawSpec(shuffle=rng_pb2.ShuffleDraw(decks=decks))
 
 
 class Rng:
@@ -33,13 +35,15 @@ class Rng:
         )
         return response.commitment
 
-    async def draw(self, game: Game, round_id: str, client_seed: str) -> list[int]:
+    async def draw(
+        self, game: Game, round_id: str, client_seed: str, decks: int = BACCARAT_DECKS
+    ) -> list[int]:
         response = await self._stub.DrawOutcome(
             rng_service_pb2.DrawOutcomeRequest(
                 idempotency_key=f"draw:{round_id}",
                 round_id=round_id,
                 client_seed=client_seed,
-                draw=DRAWS[game],
+                draw=draw_spec(game, decks),
             )
         )
         return list(response.outcome)

@@ -17,6 +17,7 @@ from casino_kit.server import ServerSettings, Servicer, ServiceSpec
 from casino_kit.settings import SettingsError
 from session_svc.bet_stream import GameBets
 from session_svc.bets import BetBook
+from session_svc.decisions import Decisions
 from session_svc.feed import Feeds, FeedSettings
 from session_svc.intake import Intake
 from session_svc.responsible import SELF_EXCLUSION_MIN_S
@@ -165,6 +166,7 @@ def build(settings: Settings) -> ServiceSpec:
         session_time_left,
         feeds.tell,
     )
+    decisions = Decisions(game, seating, balance, feeds.tell)
 
     async def start() -> None:
         await store.get(settings.key_prefix + "ping")  # fail at start-up if Redis is unreachable
@@ -180,9 +182,7 @@ def build(settings: Settings) -> ServiceSpec:
         servicers=[
             Servicer(
                 session_service_pb2.DESCRIPTOR.services_by_name["SessionService"],
-                # SubmitDecision waits for blackjack rounds: the generated base answers it
-                # UNIMPLEMENTED, which its stub types declare abstract.
-                SessionServicer(sessions, tables, feeds, intake),  # type: ignore[abstract]
+                SessionServicer(sessions, tables, feeds, intake, decisions),
                 add_to_server,
             )
         ],

@@ -1,8 +1,7 @@
 """The gRPC adapter of the player API: Protobuf to session domain calls and back.
 
 Implemented here: the session lifecycle, responsible-gaming time limits and exclusions, the
-lobby, seats, the balance and the live table stream. PlaceBets and SubmitDecision still answer
-UNIMPLEMENTED (inherited from the generated base class).
+lobby, seats, bets, blackjack decisions, the balance and the live table stream.
 
 WatchTable answers pre-serialized bytes (``add_to_server`` registers it without a response
 serializer): one table event is serialized once per process, not once per player.
@@ -26,6 +25,7 @@ from casino.wallet.v1 import wallet_service_pb2
 from casino_kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from casino_kit.validation import Violations
 from session_svc import responsible
+from session_svc.decisions import Decisions
 from session_svc.feed import Feeds, Reminders
 from session_svc.intake import Intake
 from session_svc.responsible import Change, ChangeStatus, RgState, RuleError
@@ -133,11 +133,19 @@ def _table_id(request: Message, *required: str) -> str:
 class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
     """The player API over the session domain."""
 
-    def __init__(self, sessions: Sessions, tables: Tables, feeds: Feeds, intake: Intake) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        tables: Tables,
+        feeds: Feeds,
+        intake: Intake,
+        decisions: Decisions,
+    ) -> None:
         self.sessions = sessions
         self.tables = tables
         self.feeds = feeds
         self.intake = intake
+        self.decisions = decisions
 
     async def _principal(
         self,
@@ -437,6 +445,14 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
         principal = await self._principal(context)
         with relayed():
             return await self.intake.place(principal, request)
+
+    async def SubmitDecision(
+        self,
+        request: session_service_pb2.SubmitDecisionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> session_service_pb2.SubmitDecisionResponse:
+        principal = await self._principal(context)
+        return await self.decisions.submit(principal, request)
 
     async def GetBalance(
         self,

@@ -116,6 +116,9 @@ class Casino:
         )
         return answer.balance.amount_minor
 
+    async def reconcile(self) -> wallet_service_pb2.ReconcileResponse:
+        return await self.wallet_admin.Reconcile(wallet_service_pb2.ReconcileRequest(), timeout=30)
+
     async def place(
         self,
         table_id: str,
@@ -201,3 +204,15 @@ def payload(name: str, round_id: str = "") -> Callable[[table_event_pb2.TableEve
         return event.WhichOneof("payload") == name and (not round_id or event.round_id == round_id)
 
     return match
+
+
+def first_of(round_id: str) -> Callable[[table_event_pb2.TableEvent], bool]:
+    """The round's first DecisionRequested, or its end when nobody had to decide."""
+    return lambda e: (
+        e.round_id == round_id
+        and e.WhichOneof("payload")
+        in (
+            "decision_requested",
+            "round_settled",
+        )
+    )

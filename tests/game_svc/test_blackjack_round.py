@@ -120,5 +120,10 @@ def test_infinite_mode_shares_cards_and_deals_common_cards_on_demand() -> None:
 def test_seats_must_exist() -> None:
     with pytest.raises(ValueError):
         BlackjackRound(Rules(seat_count=3), {4: 10}, shoe("2C 3C 4C 5C").deal)
-    with pytest.raises(ValueError):
-        BlackjackRound(SEATS, {}, shoe("2C 3C 4C 5C").deal)
+
+
+def test_a_round_without_seats_deals_the_dealer_alone() -> None:
+    round_ = BlackjackRound(SEATS, {}, shoe("AC 5C 4C 5D").deal)
+    assert round_.stage is Stage.FINISHED
+    assert round_.dealer == cards("AC 5C")
+    assert round_.bet_behind(3, 10).outcome is Outcome.PUSH

@@ -18,7 +18,6 @@ import pytest_asyncio
 
 from casino.common.v1 import bet_pb2, common_pb2
 from casino.game.v1 import game_service_pb2
-from casino.wallet.v1 import wallet_service_pb2
 from casino_cli.platform import Platform
 from game_svc import roulette
 from game_svc.bets import BetType, Spot
@@ -149,10 +148,6 @@ async def test_a_repeated_bet_is_staked_once(casino: Casino) -> None:
         await events.close()
 
 
-async def reconcile(casino: Casino) -> wallet_service_pb2.ReconcileResponse:
-    return await casino.wallet_admin.Reconcile(wallet_service_pb2.ReconcileRequest(), timeout=30)
-
-
 @pytest.mark.parametrize("phase", ["round_opened", "bets_closed", "round_result"])
 async def test_killing_the_game_in_any_phase_ends_the_round_once_and_keeps_the_books(
     platform: Platform, casino: Casino, phase: str
@@ -193,7 +188,7 @@ async def test_killing_the_game_in_any_phase_ends_the_round_once_and_keeps_the_b
         )
         ends = events.of(round_id, "round_settled") + events.of(round_id, "round_voided")
         assert len(ends) == 1
-        report = await reconcile(casino)
+        report = await casino.reconcile()
         assert all(c.ok for c in report.currencies), report
     finally:
         await events.close()

@@ -26,7 +26,8 @@ from tests.conftest import REDIS_URL
 from tests.game_svc.rounds_helpers import Casino, Events, eur, on_postgres, payload, rng_table
 from tests.session_svc.operator import Operator, operator_keys_json
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# 20 rounds with the shortest betting window (5 s) take about 110 s on their own.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
 
 PLAYERS, ROUNDS, DEPOSIT = 200, 20, 100_000
 OPERATOR = Operator("full-path")
