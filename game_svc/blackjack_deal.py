@@ -23,7 +23,7 @@ from game_svc import blackjack
 from game_svc.bets import BetType, Spot
 from game_svc.blackjack import Action, DecisionNotExpected, Hand, Rules
 from game_svc.blackjack_round import BlackjackRound, Key, Stage
-from game_svc.cards import Card
+from game_svc.cards import Card, ShoeEmpty
 from game_svc.money import Settlement
 from game_svc.round_hash import DealtCard, Target
 from game_svc.rounds import BetRequest
@@ -221,3 +221,83 @@ class Deal:
         for bet in self.behind:
             settled[bet.bet_id] = self.round.bet_behind(bet.spot.seat, bet.stake)
         return settled
+
+
+# -- a studio's deal: cards come from its scanner, one event at a time ----------------------
+
+PROBES = (Card.parse("2C"),) * 24
+"""Stand for the cards still to come when asking where the next one goes (a card's place
+is fixed before its value is seen): enough to finish any one step of the deal."""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A decision taken on a studio deal, with the extra bet it staked."""
+
+    key: Key
+    action: Action
+    extra: BetRequest | None = None
+
+
+@dataclass
+class Replay:
+    """A studio deal rebuilt from the cards scanned so far and the decisions taken.
+
+    ``deal`` is None until the first cards are all dealt. ``waiting`` is true while a
+    taken decision, or the dealer, needs a card the studio has not dealt yet.
+    """
+
+    deal: Deal | None
+    waiting: bool
+    consumed: int
+
+
+def replay(
+    rules: Rules, bets: Sequence[BetRequest], cards: Sequence[Card], taken: Sequence[Taken]
+) -> Replay:
+    """Deal the scanned ``cards`` in order and apply ``taken``, as far as the cards go.
+
+    Rebuilding from the start each time keeps one source of truth: the rules decide where
+    every card goes, the studio only says which card it was.
+    """
+    used = 0
+
+    def draw() -> Card:
+        nonlocal used
+        if used >= len(cards):
+            raise ShoeEmpty(f"card {used + 1} is not dealt yet")
+        used += 1
+        return cards[used - 1]
+
+    try:
+        deal = Deal(rules, bets, draw)
+    except ShoeEmpty:
+        return Replay(None, True, used)
+    for decision in taken:
+        try:
+            deal.decide(decision.key, decision.action, decision.extra)
+        except ShoeEmpty:
+            return Replay(deal, True, used)
+    waiting = not deal.finished and not deal.round.awaiting()  # the dealer's cards are due
+    return Replay(deal, waiting, used)
+
+
+def hole_index(rules: Rules, bets: Sequence[BetRequest]) -> int:
+    """The deal index of the dealer's hole card: the last card of the first deal (two per
+    seat, or two common cards in infinite mode, and two for the dealer)."""
+    if rules.infinite_mode:
+        return 4
+    seats = {b.spot.seat for b in bets if b.spot.bet_type is BetType.BLACKJACK_SEAT}
+    return 2 * len(seats) + 2
+
+
+def next_place(
+    rules: Rules, bets: Sequence[BetRequest], cards: Sequence[Card], taken: Sequence[Taken]
+) -> tuple[Target, int, int] | None:
+    """Where the next card goes, as (target, seat, hand); None when the deal takes no card
+    now (a decision is awaited, or the deal is complete)."""
+    probe = replay(rules, bets, [*cards, *PROBES], taken)
+    index = len(cards) + 1
+    if probe.consumed < index or probe.deal is None:
+        return None
+    return next((d.target, d.seat, d.hand) for d in probe.deal.dealt if d.deal_index == index)

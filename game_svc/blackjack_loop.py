@@ -1,6 +1,10 @@
-"""An RNG blackjack table's rounds: the betting window, then the deal, decision by decision.
+"""Blackjack rounds: the betting window, then the deal, decision by decision.
 
-After "no more bets" the RNG shuffles the round's shoe. Its seed was committed in
+``BlackjackTable`` holds what every blackjack table does, whoever deals (decisions, extra
+stakes, the result with its settlements); ``BlackjackLoop`` deals from the RNG, and
+``studio_blackjack.StudioBlackjackLoop`` from a studio's card scanner.
+
+At an RNG table, after "no more bets" the RNG shuffles the round's shoe. Its seed was committed in
 RoundOpened and is revealed only when the round is finished, so nobody can read the cards
 ahead. The deal (``blackjack_deal.Deal``) is then played out:
 
@@ -42,13 +46,14 @@ from game_svc.convert import limits_of, rules_of
 from game_svc.outcomes import Drawn, Game
 from game_svc.results import blackjack_result, card_message
 from game_svc.round_hash import round_hash
-from game_svc.round_loop import LiveRound, TableLoop, reason_of
+from game_svc.round_loop import LiveRound, Mark, TableLoop, reason_of
 from game_svc.rounds import BetRequest, Phase, Round
 from game_svc.store import Answer
 
 
-class BlackjackLoop(TableLoop):
-    """Drives one RNG blackjack table (seats or infinite mode)."""
+class BlackjackTable(TableLoop):
+    """What every blackjack table does, whoever deals: seat and behind bets, decisions
+    asked with a deadline, extra stakes, and the result saved with every settlement."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -72,41 +77,6 @@ class BlackjackLoop(TableLoop):
     def _settled_bets(self, live: LiveRound) -> tuple[BetRequest, ...]:
         assert self.deal is not None
         return self.deal.bets
-
-    # -- the deal -------------------------------------------------------------------------
-
-    async def _outcome(self, live: LiveRound) -> Drawn | None:
-        round_id = live.record.round_id
-        async with self._turn:
-            if live.round.phase is not Phase.BETS_CLOSED:
-                return None
-            numbers = await self.rng.draw(
-                Game.BLACKJACK, round_id, live.client_seed, decks=self.rules.decks
-            )
-            deal = Deal(
-                self.rules, live.round.accepted, Shoe.from_indexes(numbers, self.rules.decks).deal
-            )
-            self.deal = deal
-            self._pending.clear()
-            self._window = None
-            now = self.clock()
-            events = self._card_events(round_id, now, deal.steps)
-            events += self._ask(round_id, now)
-            await self._save(live.record, live.round.closes_at, events)
-            self._decided.clear()
-        while True:
-            async with self._turn:
-                if self.live is not live or live.round.phase is not Phase.BETS_CLOSED:
-                    return None
-                await self._expire(live)
-                if deal.finished:
-                    return await self._result(live, deal)
-                self._decided.clear()
-                deadline = min(request.deadline for request in self._pending.values())
-            wait = (deadline - self.clock()).total_seconds()
-            with contextlib.suppress(TimeoutError):
-                # Short waits: a round voided meanwhile (operator, suspension) is noticed soon.
-                await asyncio.wait_for(self._decided.wait(), timeout=min(max(wait, 0), 0.5))
 
     async def _expire(self, live: LiveRound) -> None:
         """STAND for every decision whose deadline passed; asks for the next ones."""
@@ -141,9 +111,9 @@ class BlackjackLoop(TableLoop):
             action=bet_pb2.BlackjackAction.ValueType(action),
             automatic=automatic,
         )
-        steps = deal.decide(key, action, extra)
+        steps = self._take(key, action, extra)
         del self._pending[key]
-        if deal.round.stage is not stage:  # a new stage asks everyone again
+        if self.deal.round.stage is not stage:  # a new stage asks everyone again
             self._pending.clear()
             self._window = None
         return [
@@ -151,11 +121,21 @@ class BlackjackLoop(TableLoop):
             *self._card_events(round_id, now, steps),
         ]
 
+    def _take(self, key: Key, action: Action, extra: BetRequest | None) -> list[Step]:
+        """Apply a decision to the deal; returns the cards it dealt, to publish."""
+        assert self.deal is not None
+        return self.deal.decide(key, action, extra)
+
+    def _waiting(self) -> bool:
+        """True while the deal waits for a card rather than a decision."""
+        return False
+
     def _ask(self, round_id: str, now: datetime) -> list[table_event_pb2.TableEvent]:
         """Open a decision for each awaited key that has none: seats one by one with their
         own deadline; in infinite mode one window for everyone, announced once."""
-        assert self.deal is not None
         deal = self.deal
+        if deal is None or self._waiting():
+            return []
         fresh = [key for key in deal.round.awaiting() if key not in self._pending]
         if not fresh:
             return []
@@ -237,21 +217,21 @@ class BlackjackLoop(TableLoop):
             events.append(self._event(round_id, now, card_dealt=message))
         return events
 
-    async def _result(self, live: LiveRound, deal: Deal) -> Drawn:
-        """The finished deal: seed revealed, result saved with every bet's settlement."""
-        round_id = live.record.round_id
-        proof = await self.rng.reveal(round_id)
-        now = self.clock()
-        live.round.record_result(now)
+    async def _save_result(
+        self,
+        live: LiveRound,
+        deal: Deal,
+        event: table_event_pb2.TableEvent,
+        mark: Mark | None = None,
+    ) -> Drawn:
+        """Save the finished deal's result (in ``event``) with every bet's settlement, so
+        recovery settles what the decisions made."""
+        live.round.record_result(self.clock())
         payouts = deal.settlements()
-        result = table_event_pb2.RoundResult(
-            blackjack=blackjack_result(deal.round, deal.players),
-            round_hash=round_hash(round_id, deal.dealt),
-        )
+        event.round_result.blackjack.CopyFrom(blackjack_result(deal.round, deal.players))
         record = live.record
         record.phase = common_pb2.ROUND_PHASE_RESULT
-        record.result.CopyFrom(result)
-        record.proof.CopyFrom(proof)
+        record.result.CopyFrom(event.round_result)
         del record.bets[:]
         currency = self.config.currency
         for bet in deal.bets:
@@ -262,9 +242,7 @@ class BlackjackLoop(TableLoop):
                 outcome=bet_pb2.BetOutcome.ValueType(settled.outcome),
                 payout=common_pb2.Money(amount_minor=settled.payout, currency=currency),
             )
-        await self._save(
-            record, live.round.closes_at, [self._event(round_id, now, round_result=result)]
-        )
+        await self._save(record, live.round.closes_at, [event], mark)
         return Drawn(Game.BLACKJACK, payouts=payouts)
 
     # -- decisions from players ---------------------------------------------------------
@@ -288,7 +266,10 @@ class BlackjackLoop(TableLoop):
             if action not in deal.round.allowed(key):
                 raise DecisionNotExpected(f"{action.name} is not allowed on this hand now")
             now = self.clock()
-            self._pending[key].decide(action, now)
+            pending = self._pending.get(key)
+            if pending is None:
+                raise DecisionNotExpected("the dealer is dealing; wait for the next request")
+            pending.decide(action, now)
             response = game_service_pb2.SubmitDecisionResponse(action=request.action)
             extra = None
             if action in EXTRA_STAKED:
@@ -370,6 +351,52 @@ class BlackjackLoop(TableLoop):
         )
         await self.store.add_bets(live.record.round_id, [(record, next(live.order))])
         return extra, answer.balance_after
+
+
+class BlackjackLoop(BlackjackTable):
+    """Drives one RNG blackjack table (seats or infinite mode)."""
+
+    async def _outcome(self, live: LiveRound) -> Drawn | None:
+        round_id = live.record.round_id
+        async with self._turn:
+            if live.round.phase is not Phase.BETS_CLOSED:
+                return None
+            numbers = await self.rng.draw(
+                Game.BLACKJACK, round_id, live.client_seed, decks=self.rules.decks
+            )
+            deal = Deal(
+                self.rules, live.round.accepted, Shoe.from_indexes(numbers, self.rules.decks).deal
+            )
+            self.deal = deal
+            self._pending.clear()
+            self._window = None
+            now = self.clock()
+            events = self._card_events(round_id, now, deal.steps)
+            events += self._ask(round_id, now)
+            await self._save(live.record, live.round.closes_at, events)
+            self._decided.clear()
+        while True:
+            async with self._turn:
+                if self.live is not live or live.round.phase is not Phase.BETS_CLOSED:
+                    return None
+                await self._expire(live)
+                if deal.finished:
+                    return await self._result(live, deal)
+                self._decided.clear()
+                deadline = min(request.deadline for request in self._pending.values())
+            wait = (deadline - self.clock()).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                # Short waits: a round voided meanwhile (operator, suspension) is noticed soon.
+                await asyncio.wait_for(self._decided.wait(), timeout=min(max(wait, 0), 0.5))
+
+    async def _result(self, live: LiveRound, deal: Deal) -> Drawn:
+        """The finished deal: seed revealed, result saved with every bet's settlement."""
+        round_id = live.record.round_id
+        live.record.proof.CopyFrom(await self.rng.reveal(round_id))
+        result = table_event_pb2.RoundResult(round_hash=round_hash(round_id, deal.dealt))
+        return await self._save_result(
+            live, deal, self._event(round_id, self.clock(), round_result=result)
+        )
 
 
 def bet_message(bet: BetRequest, currency: str) -> game_pb2.Bet:

@@ -18,26 +18,21 @@ from game_svc.events import EventLog
 from game_svc.leases import Leases
 from game_svc.outcomes import Game
 from game_svc.peers import Peers
-from game_svc.round_loop import VALIDATORS, TableLoop
+from game_svc.round_loop import TableLoop
 from game_svc.store import Store, TableRow
 from game_svc.studio import StudioLoop
+from game_svc.studio_blackjack import StudioBlackjackLoop
 from game_svc.upstreams import Rng, Wallet
 
 log = get_logger(__name__)
 
 
-def driven_here(table: TableRow) -> bool:
-    """Tables with a round loop: roulette and baccarat, from the RNG or a studio, and
-    blackjack from the RNG."""
-    game = Game(table.config.game_type)
-    studio = table.config.result_source == game_pb2.RESULT_SOURCE_STUDIO
-    return game in VALIDATORS or (game is Game.BLACKJACK and not studio)
-
-
 def loop_class(table: TableRow) -> type[TableLoop]:
+    """The round loop of a table: by who deals (the RNG or a studio) and the game."""
+    blackjack = Game(table.config.game_type) is Game.BLACKJACK
     if table.config.result_source == game_pb2.RESULT_SOURCE_STUDIO:
-        return StudioLoop
-    return BlackjackLoop if Game(table.config.game_type) is Game.BLACKJACK else TableLoop
+        return StudioBlackjackLoop if blackjack else StudioLoop
+    return BlackjackLoop if blackjack else TableLoop
 
 
 class Floor:
@@ -92,8 +87,6 @@ class Floor:
         """Renew owned leases (stopping loops that lost theirs) and take free tables."""
         async with self._sweeping:
             for table in await self.store.all_tables():
-                if not driven_here(table):
-                    continue
                 running = self._loops.get(table.table_id)
                 if running is not None and not running[1].done():
                     if not await self.leases.renew(table.table_id):

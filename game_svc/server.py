@@ -2,9 +2,8 @@
 
 What runs: tables (create, list, read, suspend, resume), roulette, baccarat and blackjack
 rounds driven by the replica that owns the table (``floor.py``), bet intake, blackjack
-decisions, operator voids, the table event stream with resume, and recall. Studio
-roulette and baccarat tables take their rounds from ``ApplyStudioEvent``; studio
-blackjack (dealt from a card scanner) answers UNIMPLEMENTED.
+decisions, operator voids, the table event stream with resume, and recall. Studio tables
+take their rounds from ``ApplyStudioEvent``.
 """
 
 from __future__ import annotations
@@ -32,11 +31,11 @@ from casino_kit.errors import (
 from casino_kit.validation import MAX_AMOUNT_MINOR, Violations
 from game_svc import recall
 from game_svc.bets import BetType
-from game_svc.blackjack_loop import BlackjackLoop
+from game_svc.blackjack_loop import BlackjackTable
 from game_svc.clock import Clock, timestamp, utcnow
 from game_svc.convert import rules_of
 from game_svc.events import EventLog, FellBehind
-from game_svc.floor import Floor, driven_here
+from game_svc.floor import Floor
 from game_svc.ids import new_id
 from game_svc.peers import FORWARDED
 from game_svc.store import Answer, RoundMissing, RoundRow, Store, TableMissing, TableRow
@@ -396,7 +395,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                     await context.abort(
                         error.code(), error.details() or "", error.trailing_metadata()
                     )
-        if not isinstance(loop, BlackjackLoop):
+        if not isinstance(loop, BlackjackTable):
             raise FailedPrecondition(
                 "DECISION_NOT_EXPECTED", f"table {request.table_id} takes no decisions here"
             )
@@ -435,11 +434,6 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                 row = await self._runtime().store.table(event.table_id)
             except TableMissing:
                 raise table_not_found(event.table_id) from None
-            if not driven_here(row):
-                await context.abort(
-                    grpc.StatusCode.UNIMPLEMENTED,
-                    "studio blackjack (cards from a studio's scanner) is not supported yet",
-                )
             if row.config.result_source == game_pb2.RESULT_SOURCE_STUDIO:
                 owner = await floor.owner(event.table_id)
                 if owner is not None and not forwarded_call(context):

@@ -146,8 +146,9 @@ class StudioLoop(TableLoop):
 
     def _applied(self, sequence: int, digest: str, round_id: str) -> Mark:
         def mark(stored: list[table_event_pb2.TableEvent]) -> StudioMark:
+            produced = next((e for e in stored if e.studio_sequence == sequence), stored[-1])
             response = game_service_pb2.ApplyStudioEventResponse(
-                status=APPLIED, round_id=round_id, table_sequence=stored[-1].sequence
+                status=APPLIED, round_id=round_id, table_sequence=produced.sequence
             )
             return StudioMark(
                 self.table_id, sequence, digest, response.SerializeToString(deterministic=True)
@@ -198,6 +199,8 @@ class StudioLoop(TableLoop):
             return await self._wheel(live, event, digest)
         if kind == "card_dealt":
             return await self._card(live, event, digest)
+        if kind == "card_revealed":
+            return await self._reveal(live, event, digest)
         if kind == "round_result":
             return await self._result(live, event, digest)
         raise invalid(f"{kind or 'an empty payload'} is not applied at {self.game.name} tables")
@@ -281,6 +284,11 @@ class StudioLoop(TableLoop):
         stamped.card_dealt.CopyFrom(dealt)
         return await self._publish(live, stamped, event.studio_sequence, digest)
 
+    async def _reveal(
+        self, live: LiveRound, event: ingest_pb2.StudioEvent, digest: str
+    ) -> game_service_pb2.ApplyStudioEventResponse:
+        raise invalid("face-down cards are turned at blackjack tables only")
+
     def _hands(self) -> tuple[list[baccarat.Card], list[baccarat.Card]]:
         player = [d.card for d in self.dealt if d.target is Target.PLAYER]
         banker = [d.card for d in self.dealt if d.target is Target.BANKER]
@@ -302,21 +310,7 @@ class StudioLoop(TableLoop):
             except (ValueError, IndexError):
                 raise invalid("the round's result is not complete") from None
         expected = drawn.round_hash(event.studio_round_id)
-        if event.round_result.round_hash != expected:
-            detail = (
-                f"round hash {event.round_result.round_hash!r} does not match the events applied"
-            )
-            await self._fault(
-                table_event_pb2.SUSPEND_REASON_ROUND_HASH_MISMATCH,
-                table_event_pb2.VOID_REASON_ROUND_HASH_MISMATCH,
-                detail,
-                self._mark(
-                    event.studio_sequence,
-                    digest,
-                    refusal(FailedPrecondition("ROUND_HASH_MISMATCH", detail)),
-                ),
-            )
-            raise FailedPrecondition("ROUND_HASH_MISMATCH", detail)
+        await self._check_hash(event, digest, expected)
         result = table_event_pb2.RoundResult(round_hash=expected)
         if drawn.pocket is not None:
             result.roulette.CopyFrom(roulette_result(drawn.pocket))
@@ -332,6 +326,24 @@ class StudioLoop(TableLoop):
         live.round.settle(self.clock())
         self.live = None
         return answer
+
+    async def _check_hash(self, event: ingest_pb2.StudioEvent, digest: str, expected: str) -> None:
+        """A studio result whose round hash is not the applied events' suspends the table
+        and voids the round (invariant 7)."""
+        if event.round_result.round_hash == expected:
+            return
+        detail = f"round hash {event.round_result.round_hash!r} does not match the events applied"
+        await self._fault(
+            table_event_pb2.SUSPEND_REASON_ROUND_HASH_MISMATCH,
+            table_event_pb2.VOID_REASON_ROUND_HASH_MISMATCH,
+            detail,
+            self._mark(
+                event.studio_sequence,
+                digest,
+                refusal(FailedPrecondition("ROUND_HASH_MISMATCH", detail)),
+            ),
+        )
+        raise FailedPrecondition("ROUND_HASH_MISMATCH", detail)
 
     async def _fault(self, suspend: int, void: int, detail: str, mark: Mark | None = None) -> None:
         """Suspend the table for a studio fault and void its open round (under the turn)."""

@@ -6,7 +6,7 @@ import pytest
 
 from game_svc.bets import BetType, Spot
 from game_svc.blackjack import Action, DecisionNotExpected, Rules
-from game_svc.blackjack_deal import Deal, Dealt, Revealed
+from game_svc.blackjack_deal import Deal, Dealt, Revealed, Taken, hole_index, next_place, replay
 from game_svc.cards import Card, Shoe, cards
 from game_svc.money import Outcome, Settlement
 from game_svc.round_hash import DealtCard, Target
@@ -137,3 +137,36 @@ def test_an_extra_bet_goes_with_exactly_the_actions_that_stake() -> None:
     with pytest.raises(ValueError):
         deal.decide(1, Action.HIT, seat_bet("x", "alice", 1))
     assert deal.extra_stake(1, Action.HIT) == 0
+
+
+def test_a_studio_deal_is_replayed_from_its_cards_and_names_where_the_next_goes() -> None:
+    rules = Rules()
+    bets = [seat_bet("b1", "alice", 1), seat_bet("b2", "bob", 2)]
+    shoe = cards("8C 5D 9H 8D KS 7C 3H 9S 2C QD 6S")
+    seat1 = (Target.SEAT, 1, 1)
+    assert hole_index(rules, bets) == 6
+    expected = [seat1, (Target.SEAT, 2, 1), (Target.DEALER, 0, 0), seat1, (Target.SEAT, 2, 1)]
+    for n, place in enumerate(expected):
+        assert next_place(rules, bets, shoe[:n], []) == place
+        assert replay(rules, bets, shoe[:n], []).deal is None
+    first = replay(rules, bets, shoe[:6], [])
+    assert first.deal is not None and not first.waiting
+    assert next_place(rules, bets, shoe[:6], []) is None  # seat 1 must decide first
+
+    taken = [Taken(1, Action.SPLIT, seat_bet("e1", "alice", 1))]
+    assert replay(rules, bets, shoe[:6], taken).waiting
+    assert next_place(rules, bets, shoe[:6], taken) == seat1
+    assert not replay(rules, bets, shoe[:7], taken).waiting
+    taken.append(Taken(1, Action.DOUBLE, seat_bet("e2", "alice", 1)))
+    assert next_place(rules, bets, shoe[:7], taken) == seat1
+    assert next_place(rules, bets, shoe[:8], taken) == (Target.SEAT, 1, 2)  # hand 2's card
+    taken += [Taken(1, Action.HIT), Taken(1, Action.STAND), Taken(2, Action.STAND)]
+    assert next_place(rules, bets, shoe[:9], taken) == (Target.SEAT, 1, 2)
+    dealer_due = replay(rules, bets, shoe[:10], taken)
+    assert dealer_due.waiting and dealer_due.deal is not None
+    assert not dealer_due.deal.round.awaiting()
+    assert next_place(rules, bets, shoe[:10], taken) == (Target.DEALER, 0, 0)
+    done = replay(rules, bets, shoe, taken)
+    assert done.deal is not None and done.deal.finished and not done.waiting
+    assert next_place(rules, bets, shoe, taken) is None
+    assert done.deal.settlements()["e1"] == Settlement(Outcome.WIN, 20)

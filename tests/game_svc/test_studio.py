@@ -237,3 +237,136 @@ async def test_another_studio_is_refused_and_consumes_nothing(casino: Casino) ->
     assert await refused(other, other.event(round_start=ingest_pb2.RoundStart(game_type=1))) == (
         "STUDIO_NOT_AUTHORIZED"
     )
+
+
+def dealt(index: int, target: int, text: str, seat: int = 0, hand: int = 0) -> dict[str, object]:
+    (card,) = cards(text)
+    message = common_pb2.Card(rank=int(card.rank), suit=int(card.suit))  # type: ignore[arg-type]
+    return {
+        "card_dealt": table_event_pb2.CardDealt(
+            deal_index=index,
+            target=target,
+            seat=seat,
+            hand=hand,
+            card=message,  # type: ignore[arg-type]
+        )
+    }
+
+
+async def test_a_studio_deals_blackjack_where_the_rules_say_and_the_platform_decides(
+    casino: Casino,
+) -> None:
+    alice, bob, carol = [await casino.player(10_000) for _ in range(3)]
+    config = studio_table(common_pb2.GAME_TYPE_BLACKJACK)
+    config.blackjack.decision_window_seconds = 3
+    table_id = await casino.table(config)
+    events = Events(casino.game, table_id)
+    studio = Studio(casino, table_id)
+    seat_spot = bet_pb2.BET_TYPE_BLACKJACK_SEAT
+    try:
+        started = await studio.start(common_pb2.GAME_TYPE_BLACKJACK)
+        round_id = started.round_id
+        placed = await casino.place(
+            table_id,
+            round_id,
+            [
+                (alice, (bet_pb2.BetSpot(bet_type=seat_spot, seat=1), 1_000)),
+                (bob, (bet_pb2.BetSpot(bet_type=seat_spot, seat=2), 1_000)),
+                (
+                    carol,
+                    (bet_pb2.BetSpot(bet_type=bet_pb2.BET_TYPE_BLACKJACK_BET_BEHIND, seat=1), 500),
+                ),
+            ],
+        )
+        assert all(r.status == bet_pb2.BET_STATUS_ACCEPTED for r in placed), placed
+        seat, dealer = table_event_pb2.CARD_TARGET_SEAT, table_event_pb2.CARD_TARGET_DEALER
+        wrong = studio.event(**dealt(1, dealer, "8C"))
+        assert await refused(studio, wrong) == "INVALID_STUDIO_EVENT"  # seat 1 is dealt first
+        for index, target, text, at in (
+            (1, seat, "8C", 1),
+            (2, seat, "5D", 2),
+            (3, dealer, "9H", 0),
+            (4, seat, "8D", 1),
+            (5, seat, "KS", 2),
+        ):
+            await studio.send(studio.event(**dealt(index, target, text, at, 1 if at else 0)))
+        (hole,) = cards("7C")
+        hole_card = common_pb2.Card(rank=int(hole.rank), suit=int(hole.suit))  # type: ignore[arg-type]
+        await studio.send(
+            studio.event(
+                card_dealt=table_event_pb2.CardDealt(
+                    deal_index=6, target=dealer, face_down=True, scanned_card=hole_card
+                )
+            )
+        )
+        await events.wait_for(lambda e: e.HasField("decision_requested") and e.round_id == round_id)
+        published = [e.card_dealt for e in events.of(round_id, "card_dealt")]
+        assert published[-1].face_down and not published[-1].HasField("scanned_card")
+
+        async def decide(action: int, hand: int, extra: str = "") -> None:
+            await casino.game.SubmitDecision(
+                game_service_pb2.SubmitDecisionRequest(
+                    idempotency_key=uuid.uuid4().hex,
+                    table_id=table_id,
+                    round_id=round_id,
+                    player_id=alice,
+                    seat=1,
+                    hand=hand,
+                    action=action,  # type: ignore[arg-type]
+                    extra_bet_id=extra,
+                ),
+                timeout=10,
+            )
+
+        await decide(bet_pb2.BLACKJACK_ACTION_SPLIT, 1, "split-1")
+        early = studio.event(**dealt(7, seat, "3H", 1, 2))
+        assert await refused(studio, early) == "INVALID_STUDIO_EVENT"  # hand 1 gets its card first
+        await studio.send(studio.event(**dealt(7, seat, "3H", 1, 1)))
+        await decide(bet_pb2.BLACKJACK_ACTION_DOUBLE, 1, "double-1")
+        await studio.send(studio.event(**dealt(8, seat, "9S", 1, 1)))
+        await studio.send(studio.event(**dealt(9, seat, "2C", 1, 2)))
+        await events.wait_for(
+            lambda e: e.HasField("decision_requested") and e.decision_requested.hand == 2
+        )
+        await decide(bet_pb2.BLACKJACK_ACTION_STAND, 2)
+        # bob says nothing: STAND is applied when his time runs out.
+        await events.wait_for(
+            lambda e: e.HasField("decision_made") and e.decision_made.seat == 2, timeout=15
+        )
+        before_reveal = studio.event(**dealt(10, dealer, "6S"))
+        assert await refused(studio, before_reveal) == "INVALID_STUDIO_EVENT"
+        await studio.send(
+            studio.event(card_revealed=table_event_pb2.CardRevealed(deal_index=6, card=hole_card))
+        )
+        await studio.send(studio.event(**dealt(10, dealer, "6S")))
+        order = [
+            (seat, 1, 1, "8C"),
+            (seat, 2, 1, "5D"),
+            (dealer, 0, 0, "9H"),
+            (seat, 1, 1, "8D"),
+            (seat, 2, 1, "KS"),
+            (dealer, 0, 0, "7C"),
+            (seat, 1, 1, "3H"),
+            (seat, 1, 1, "9S"),
+            (seat, 1, 2, "2C"),
+            (dealer, 0, 0, "6S"),
+        ]
+        preimage = "|".join(
+            [studio.round]
+            + [
+                f"C{target}.{at}.{hand}.{int(card.rank)}.{int(card.suit)}"
+                for target, at, hand, text in order
+                for card in cards(text)
+            ]
+        )
+        await studio.send(studio.result(hashed(preimage)))
+        settled = await events.wait_for(payload("round_settled", round_id))
+        paid = {b.bet_id: b.payout.amount_minor for b in settled.round_settled.bets}
+        assert paid["split-1"] == paid["double-1"] == 2_000  # 20 and 20 against a busted dealer
+        made = [e.decision_made for e in events.of(round_id, "decision_made")]
+        assert [(d.seat, d.automatic) for d in made if d.seat == 2] == [(2, True)]
+        assert await casino.balance(alice) == 10_000 + 3_000  # three stakes of 1,000 won
+        assert await casino.balance(bob) == 11_000
+        assert await casino.balance(carol) == 10_500  # behind hand 1, not its double
+    finally:
+        await events.close()
