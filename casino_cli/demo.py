@@ -46,7 +46,7 @@ def eur(amount: int) -> common_pb2.Money:
     return common_pb2.Money(amount_minor=amount, currency=CURRENCY)
 
 
-BET_TYPES = {
+BET_TYPES: dict[int, tuple[int, int]] = {
     common_pb2.GAME_TYPE_ROULETTE: (
         bet_pb2.BET_TYPE_ROULETTE_STRAIGHT,
         bet_pb2.BET_TYPE_ROULETTE_HIGH,
