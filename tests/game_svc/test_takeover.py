@@ -14,8 +14,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
-from casino.common.v1 import bet_pb2
+from casino.common.v1 import bet_pb2, common_pb2
+from casino.game.v1 import game_service_pb2
 from casino.wallet.v1 import wallet_pb2, wallet_service_pb2
+from casino_cli.demo import table_config
 from casino_cli.platform import Platform, ServiceProcess, free_port
 from casino_kit.errors import details_of
 from casino_kit.sql import create_engine
@@ -25,6 +27,7 @@ from tests.game_svc.rounds_helpers import (
     Casino,
     Events,
     eur,
+    first_of,
     key,
     on_postgres,
     payload,
@@ -157,3 +160,66 @@ async def run_takeover(
         assert sequences == list(range(1, len(sequences) + 1))
     finally:
         await events.close()
+
+
+async def test_a_decision_sent_to_the_other_replica_reaches_the_table_owner(
+    platform: Platform,
+) -> None:
+    first = platform.processes.get("game_svc")
+    if first is None:  # the takeover test killed the module's process
+        first = platform.processes["game_svc"] = await platform.spawn("game_svc")
+        await first.wait_serving(30)
+    second: ServiceProcess = await platform.spawn("game_svc", port=free_port())
+    await second.wait_serving(30)
+    try:
+        async with grpc.aio.insecure_channel(platform.addresses["wallet_svc"]) as wallet:
+            async with grpc.aio.insecure_channel(first.address) as game:
+                casino = Casino(game, wallet)
+                alice = await casino.player(100_000)
+                config = table_config(
+                    "forwarded decisions", common_pb2.GAME_TYPE_BLACKJACK, 5, decision_s=10
+                )
+                table_id = await casino.table(config)
+            address = await owner_address(table_id)
+            standby = second if address == first.address else first
+            async with grpc.aio.insecure_channel(standby.address) as to_standby:
+                other = Casino(to_standby, wallet)
+                events = Events(other.game, table_id)
+                try:
+                    await decide_through(other, events, table_id, alice)
+                finally:
+                    await events.close()
+    finally:
+        await second.terminate()
+
+
+async def decide_through(casino: Casino, events: Events, table_id: str, alice: str) -> None:
+    """Bet and decide through a replica that does not drive the table."""
+    seat = (bet_pb2.BetSpot(bet_type=bet_pb2.BET_TYPE_BLACKJACK_SEAT, seat=1), 1_000)
+    for _ in range(6):  # until a round asks alice to decide (a natural asks nothing)
+        opened = await events.wait_for(
+            lambda e: e.HasField("round_opened") and not events.of(e.round_id, "bets_closed")
+        )
+        round_id = opened.round_id
+        placed = await casino.place(table_id, round_id, [(alice, seat)])
+        assert placed[0].status == bet_pb2.BET_STATUS_ACCEPTED
+        asked = await events.wait_for(first_of(round_id), timeout=30)
+        if asked.HasField("decision_requested"):
+            break
+        await events.wait_for(payload("round_settled", round_id), timeout=60)
+    else:
+        pytest.fail("no round asked alice to decide in six rounds")
+    answer = await casino.game.SubmitDecision(
+        game_service_pb2.SubmitDecisionRequest(
+            idempotency_key=key(),
+            table_id=table_id,
+            round_id=round_id,
+            player_id=alice,
+            seat=1,
+            hand=asked.decision_requested.hand,
+            action=bet_pb2.BLACKJACK_ACTION_STAND,
+        ),
+        timeout=10,
+    )
+    made = await events.wait_for(lambda e: e.sequence == answer.sequence)
+    assert made.decision_made.player_id == alice and not made.decision_made.automatic
