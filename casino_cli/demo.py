@@ -27,8 +27,10 @@ from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
 from casino.session.v1 import session_pb2, session_service_pb2, session_service_pb2_grpc
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 from casino_cli.platform import Platform, StartError
+from game_svc import basic_strategy, blackjack
+from game_svc.cards import Card
 from game_svc.outcomes import Game, from_draw
-from game_svc.results import baccarat_result
+from game_svc.results import baccarat_result, card_of
 from rng_svc import fairness
 from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
 
@@ -39,7 +41,10 @@ RED = {1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36}
 TABLES = {
     "Demo Roulette": common_pb2.GAME_TYPE_ROULETTE,
     "Demo Baccarat": common_pb2.GAME_TYPE_BACCARAT,
+    "Demo Blackjack": common_pb2.GAME_TYPE_BLACKJACK,
 }
+SEATS = 7
+DECKS = 8
 
 
 def eur(amount: int) -> common_pb2.Money:
@@ -94,7 +99,14 @@ def table_config(
     )
 
 
-def random_bet(game: int) -> bet_pb2.BetSpot:
+def random_bet(game: int, seat: int = 0) -> bet_pb2.BetSpot:
+    """A bet a casual player might make; at blackjack on its own seat, else behind one."""
+    if game == common_pb2.GAME_TYPE_BLACKJACK:
+        if seat:
+            return bet_pb2.BetSpot(bet_type=bet_pb2.BET_TYPE_BLACKJACK_SEAT, seat=seat)
+        return bet_pb2.BetSpot(
+            bet_type=bet_pb2.BET_TYPE_BLACKJACK_BET_BEHIND, seat=random.randint(1, SEATS)
+        )
     if game == common_pb2.GAME_TYPE_ROULETTE:
         kind = random.choice(["red", "black", "straight", "dozen", "odd"])
         if kind == "straight":
@@ -134,10 +146,17 @@ class Operator:
 class Player:
     """A simulated player: everything through session_svc, as a real client would."""
 
-    def __init__(self, player_id: str, session: session_service_pb2_grpc.SessionServiceStub):
+    def __init__(
+        self,
+        player_id: str,
+        session: session_service_pb2_grpc.SessionServiceStub,
+        seat: int = 0,
+    ):
         self.player_id = player_id
         self.session = session
         self.token = ""
+        self.seat = seat
+        """The player's blackjack seat; 0 bets behind."""
 
     def _auth(self) -> tuple[tuple[str, str]]:
         return (("authorization", f"Bearer {self.token}"),)
@@ -152,10 +171,11 @@ class Player:
             timeout=10,
         )
         self.token = opened.session_token
-        for table_id in tables:
+        for table_id, game in tables.items():
+            seat = self.seat if game == common_pb2.GAME_TYPE_BLACKJACK else 0
             await self.session.JoinTable(
                 session_service_pb2.JoinTableRequest(
-                    idempotency_key=uuid.uuid4().hex, table_id=table_id
+                    idempotency_key=uuid.uuid4().hex, table_id=table_id, seat=seat
                 ),
                 metadata=self._auth(),
                 timeout=10,
@@ -179,23 +199,32 @@ class Player:
                     session_service_pb2.WatchTableRequest(table_id=table_id),
                     metadata=self._auth(),
                 )
+                hand = Hand()
                 async for message in stream:
+                    if not message.HasField("table_event"):
+                        continue
                     event = message.table_event
-                    if message.HasField("table_event") and event.HasField("round_opened"):
+                    if event.HasField("round_opened"):
+                        hand = Hand()
                         if random.random() < 0.67:
                             asyncio.ensure_future(self._bet(table_id, event.round_id, game))
+                    elif self.seat:
+                        asked = hand.follow(event, self.seat)
+                        if asked is not None:
+                            asyncio.ensure_future(self._decide(table_id, event.round_id, asked))
             except grpc.aio.AioRpcError:
                 await asyncio.sleep(1)
 
     async def _bet(self, table_id: str, round_id: str, game: int) -> None:
         await asyncio.sleep(random.uniform(0.2, 3.0))
+        count = 1 if game == common_pb2.GAME_TYPE_BLACKJACK else random.randint(1, 2)
         bets = [
             session_pb2.PlayerBet(
                 client_bet_id=uuid.uuid4().hex,
-                spot=random_bet(game),
+                spot=random_bet(game, self.seat),
                 stake=eur(random.choice([100, 200, 500, 1_000, 2_500])),
             )
-            for _ in range(random.randint(1, 2))
+            for _ in range(count)
         ]
         with contextlib.suppress(grpc.aio.AioRpcError):
             await self.session.PlaceBets(
@@ -209,12 +238,74 @@ class Player:
                 timeout=10,
             )
 
+    async def _decide(
+        self, table_id: str, round_id: str, asked: table_event_pb2.DecisionRequested
+    ) -> None:
+        await asyncio.sleep(random.uniform(0.3, 1.5))  # a player thinks
+        with contextlib.suppress(grpc.aio.AioRpcError):  # too late: STAND was applied
+            await self.session.SubmitDecision(
+                session_service_pb2.SubmitDecisionRequest(
+                    idempotency_key=uuid.uuid4().hex,
+                    table_id=table_id,
+                    round_id=round_id,
+                    seat=asked.seat,
+                    hand=asked.hand,
+                    action=asked.allowed_actions[0],
+                ),
+                metadata=self._auth(),
+                timeout=10,
+            )
+
+
+@dataclass
+class Hand:
+    """What a seated player sees of a blackjack round: its cards and the dealer's upcard."""
+
+    hands: dict[int, list[Card]] = field(default_factory=dict)
+    upcard: Card | None = None
+
+    def follow(
+        self, event: table_event_pb2.TableEvent, seat: int
+    ) -> table_event_pb2.DecisionRequested | None:
+        """Track the cards; for a decision asked of ``seat``, the same request narrowed to
+        the basic-strategy action."""
+        if event.HasField("card_dealt") and not event.card_dealt.face_down:
+            dealt = event.card_dealt
+            if dealt.target == table_event_pb2.CARD_TARGET_DEALER and self.upcard is None:
+                self.upcard = card_of(dealt.card)
+            elif dealt.target == table_event_pb2.CARD_TARGET_SEAT and dealt.seat == seat:
+                self.hands.setdefault(dealt.hand, []).append(card_of(dealt.card))
+            return None
+        if not event.HasField("decision_requested") or event.decision_requested.seat != seat:
+            return None
+        asked = event.decision_requested
+        action = blackjack.Action.STAND  # basic strategy never insures
+        if self.upcard is not None and asked.hand in self.hands:
+            split = len(self.hands) > 1
+            hands = tuple(
+                blackjack.Hand(tuple(cards), split=split) for _, cards in sorted(self.hands.items())
+            )
+            play = blackjack.SeatPlay(blackjack.Rules(decks=DECKS), hands, active=asked.hand - 1)
+            if not play.done:
+                action = basic_strategy.decide(play, self.upcard)
+        if int(action) not in list(asked.allowed_actions):
+            action = blackjack.Action.STAND
+        if action is blackjack.Action.SPLIT:  # the new hand takes the second card
+            self.hands[len(self.hands) + 1] = [self.hands[asked.hand].pop()]
+        narrowed = table_event_pb2.DecisionRequested()
+        narrowed.CopyFrom(asked)
+        narrowed.allowed_actions[:] = [action]  # type: ignore[list-item]
+        return narrowed
+
 
 def describe(result: table_event_pb2.RoundResult) -> str:
     if result.HasField("roulette"):
         pocket = result.roulette.pocket
         colour = "green" if pocket == 0 else "red" if pocket in RED else "black"
         return f"{pocket:>2} {colour}"
+    if result.HasField("blackjack"):
+        dealer = result.blackjack
+        return f"dealer {'bust' if dealer.dealer_busted else dealer.dealer_total}"
     coup = result.baccarat
     winner = table_event_pb2.BaccaratWinner.Name(coup.winner).removeprefix("BACCARAT_WINNER_")
     return f"{winner.lower()} {coup.player_total}-{coup.banker_total}"
@@ -228,12 +319,26 @@ def fair(record: game_pb2.Round) -> str:
     if fairness.commitment_of(seed) != record.commitment.commitment:
         return "FAILED: the seed does not match the commitment"
     game = Game(record.game_type)
-    if game is Game.ROULETTE:
+    if game is Game.BLACKJACK:  # every card shown is the shoe's card at its deal index
+        shoe = fairness.shoe(seed, record.round_id, proof.client_seed, DECKS)
+        shown = {
+            e.card_dealt.deal_index: e.card_dealt.card
+            for e in record.events
+            if e.HasField("card_dealt") and not e.card_dealt.face_down
+        } | {
+            e.card_revealed.deal_index: e.card_revealed.card
+            for e in record.events
+            if e.HasField("card_revealed")
+        }
+        ok = all(
+            card_of(card) == Card.from_index(shoe[index - 1], DECKS)
+            for index, card in shown.items()
+        )
+    elif game is Game.ROULETTE:
         derived = from_draw(game, [fairness.roulette(seed, record.round_id, proof.client_seed)])
         ok = derived.pocket == record.result.roulette.pocket
     else:
-        shoe = fairness.shoe(seed, record.round_id, proof.client_seed, 8)
-        derived = from_draw(game, shoe)
+        derived = from_draw(game, fairness.shoe(seed, record.round_id, proof.client_seed, 8))
         ok = derived.coup is not None and baccarat_result(derived.coup) == record.result.baccarat
     return "verified" if ok else "FAILED: the outcome does not re-derive"
 
@@ -326,7 +431,10 @@ async def play(
         wallet = wallet_service_pb2_grpc.WalletServiceStub(wallet_channel)
         session = session_service_pb2_grpc.SessionServiceStub(session_channel)
         demo_tables = await tables(admin, game, window_s)
-        crowd = [Player(f"demo-player-{n:03d}", session) for n in range(1, players + 1)]
+        crowd = [
+            Player(f"demo-player-{n:03d}", session, seat=n if n <= SEATS else 0)
+            for n in range(1, players + 1)
+        ]
         await asyncio.gather(*(fund(wallet, p.player_id) for p in crowd))
         await asyncio.gather(
             *(p.start(operator, {t: g for t, (_, g) in demo_tables.items()}) for p in crowd)

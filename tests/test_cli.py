@@ -75,8 +75,8 @@ async def test_demo_plays_rounds_with_players_and_verifies_each_proof(tmp_path: 
     )
     assert code == 0, out
     rounds = [line for line in out.splitlines() if " round " in line]
-    assert len(rounds) == 4, out
+    assert len(rounds) == 6, out
     assert all(line.endswith("fairness verified") for line in rounds), out
-    assert {line.split()[1] for line in rounds} == {"Roulette", "Baccarat"}
+    assert {line.split()[1] for line in rounds} == {"Roulette", "Baccarat", "Blackjack"}
     bets = [int(line.split(" bets ")[1].split()[0]) for line in rounds]
     assert sum(bets) > 0, out  # the players bet through the session service
