@@ -118,7 +118,7 @@ def build(settings: Settings) -> ServiceSpec:
         servicers=[
             Servicer(
                 services["GameService"],
-                GameServicer(runtime.parts),  # type: ignore[abstract]  # rest: UNIMPLEMENTED
+                GameServicer(runtime.parts),
                 game_service_pb2_grpc.add_GameServiceServicer_to_server,
             ),
             Servicer(
