@@ -59,6 +59,7 @@ class Settings:
     allowed_jurisdictions: tuple[str, ...] = ()
     seat_grace_s: float = 60.0
     watch_queue_size: int = 256
+    table_capacity: int = 10_000
 
     def __post_init__(self) -> None:
         if self.redis_url and not self.session_key:
@@ -69,8 +70,11 @@ class Settings:
             raise SettingsError(f"CASINO_SESSION_TTL_S must be 1 to {MAX_SESSION_TOKEN_S}")
         if self.rate_per_s <= 0 or self.rate_burst < 1:
             raise SettingsError("CASINO_RATE_PER_S and CASINO_RATE_BURST must be positive")
-        if self.seat_grace_s <= 0 or self.watch_queue_size < 1:
-            raise SettingsError("CASINO_SEAT_GRACE_S and CASINO_WATCH_QUEUE_SIZE must be positive")
+        if self.seat_grace_s <= 0 or self.watch_queue_size < 1 or self.table_capacity < 1:
+            raise SettingsError(
+                "CASINO_SEAT_GRACE_S, CASINO_WATCH_QUEUE_SIZE and CASINO_TABLE_CAPACITY must be"
+                " positive"
+            )
 
 
 def session_key(settings: Settings) -> SignKey:
@@ -131,7 +135,11 @@ def build(settings: Settings) -> ServiceSpec:
     game_channel = upstream(settings.game_addr, settings.server, "casino.game.v1")
     wallet_channel = upstream(settings.wallet_addr, settings.server, "casino.wallet.v1")
     game = game_service_pb2_grpc.GameServiceStub(game_channel)
-    seating = Seating(store, sessions.key, SeatingPolicy(grace_s=settings.seat_grace_s))
+    seating = Seating(
+        store,
+        sessions.key,
+        SeatingPolicy(grace_s=settings.seat_grace_s, capacity=settings.table_capacity),
+    )
     tables = Tables(game, seating)
     feeds = Feeds(
         game,

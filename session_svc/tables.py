@@ -28,6 +28,9 @@ class SeatingPolicy:
     """How long a seat outlives its player's last sign of life (a join or a watching stream)."""
     presence_s: float = 1800.0
     """How long a joined player counts as at the table without a watching stream."""
+    capacity: int = 10_000
+    """Players at one table (seated, behind or watching); a newcomer past it gets TABLE_FULL.
+    Two joins racing for the last place may both get in: it bounds the fan-out, not money."""
 
 
 def open_to(config: game_pb2.TableConfig, jurisdiction: str) -> bool:
@@ -84,6 +87,12 @@ class Seating:
 
     async def join(self, table_id: str, player_id: str, seat: int) -> None:
         previous = await self.seat_of(table_id, player_id)
+        if previous is None:
+            players = await self.store.presence_count(self._players(table_id), self.clock())
+            if players >= self.policy.capacity:
+                raise FailedPrecondition(
+                    "TABLE_FULL", f"table {table_id} has its {self.policy.capacity} players"
+                )
         if seat:
             await self._claim(table_id, seat, player_id)
         if previous and previous != seat:

@@ -72,3 +72,20 @@ async def test_a_seat_lapses_after_the_grace_period_unless_renewed(
     await two.join("t", "carol", 2)
     with pytest.raises(FailedPrecondition):
         await two.join("t", "carol", 1)
+
+
+async def test_a_full_table_refuses_newcomers_but_not_its_players(
+    store: Store, prefix: str
+) -> None:
+    policy = SeatingPolicy(grace_s=GRACE_S, presence_s=60, capacity=2)
+    one, two = Seating(store, key_of(prefix), policy), Seating(store, key_of(prefix), policy)
+    await one.join("t", "alice", 1)
+    await two.join("t", "bob", 0)
+    with pytest.raises(FailedPrecondition) as full:
+        await two.join("t", "carol", 0)
+    assert full.value.reason == "TABLE_FULL"
+    assert await one.seat_of("t", "carol") is None  # nothing changed
+    await one.join("t", "bob", 2)  # a player at the table may still move
+    await one.leave("t", "alice")
+    await two.join("t", "carol", 0)
+    assert await one.counts("t", 7) == (2, 6)

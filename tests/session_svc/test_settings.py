@@ -31,6 +31,7 @@ async def start_fails(env: dict[str, str]) -> tuple[int, str]:
         ({"CASINO_SESSION_KEY": "c2hvcnQ"}, "CASINO_SESSION_KEY needs at least 32 bytes"),
         ({"CASINO_SESSION_TTL_S": "301"}, "CASINO_SESSION_TTL_S"),
         ({"CASINO_RATE_BURST": "0"}, "CASINO_RATE_BURST"),
+        ({"CASINO_TABLE_CAPACITY": "0"}, "CASINO_TABLE_CAPACITY"),
         ({"CASINO_OPERATOR_KEYS": '{"op": {"alg": "none"}}'}, "CASINO_OPERATOR_KEYS"),
         ({"CASINO_OPERATOR_KEYS_FILE": "/nonexistent/keys.json"}, "CASINO_OPERATOR_KEYS"),
     ],
