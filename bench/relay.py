@@ -4,12 +4,13 @@ One 30 fps, 1.5 Mbit/s H.264 stream (a pre-encoded test pattern, looped by Debia
 without re-encoding) goes into the ingest as MPEG-TS and out of one edge relay process to N
 WHEP viewers; then the same stream goes as RTP into Debian's Janus (streaming plugin) and
 out to N WebRTC viewers. The viewers are aiortc peers (ICE, DTLS, SRTP keys: real WebRTC
-sessions) in three processes, one of them holding only the probes; they count RTP datagrams
-as they leave the socket, without decrypting or decoding. CPU is the server process's own
-(utime + stime) over the window. Relay-added delay is capture time (arrival at the ingest)
--> last packet of the frame received at a probe, matched through the relay's per-frame
-capture-time data channel: it includes the ingest -> relay gRPC hop and every scheduling
-delay of the shared cores.
+sessions) in three processes, one of them holding only the probes; they read their sockets
+with UDP GRO and count RTP datagrams as they leave the socket, without decrypting or
+decoding. All three measure one window, which starts once every viewer receives. CPU is the
+server process's own (utime + stime) over the window. Relay-added delay is capture time
+(arrival at the ingest) -> last packet of the frame received at a probe, matched through the
+relay's per-frame capture-time data channel: it includes the ingest -> relay gRPC hop and
+every scheduling delay of the shared cores.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import contextlib
 import json
 import os
 import shutil
+import socket
+import struct
 import sys
 import tempfile
 import time
@@ -37,6 +40,8 @@ from casino_cli.platform import Platform, free_port
 STREAM = "bench"
 PACKAGES = ("rng_svc", "wallet_svc", "game_svc", "ingest_svc", "edge_relay")
 JANUS_LIBS = Path("/usr/lib/x86_64-linux-gnu/janus")
+UDP_GRO = 104
+"""Linux's UDP_GRO socket option (and control message): GSO sends arrive whole."""
 PROBES = 10
 """Viewers that also take the capture-time channel and measure delay, in a client process of
 their own: an SCTP message per frame for every viewer would cost the clients more than the
@@ -83,6 +88,41 @@ class Counter:
             ice.iceGatherer._connection.bench_counter = self
 
 
+def receive_batched(pc: RTCPeerConnection) -> None:
+    """Read this peer's sockets with UDP GRO, every waiting datagram per wake-up.
+
+    A GSO send (the relay sends each run of a viewer's frame in one) then reaches the viewer
+    as one buffer, cut here into its datagrams, instead of one kernel delivery, wake-up and
+    event-loop turn per datagram, so the viewers take less of the cores they share with the
+    server. Every datagram still goes to ``datagram_received`` (counted at that moment).
+    """
+    loop = asyncio.get_running_loop()
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        for protocol in connection._protocols:
+            transport = protocol.transport
+            sock = transport._sock
+            sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
+            transport.pause_reading()  # the transport still sends; closing it stops this reader
+            loop._add_reader(sock.fileno(), _read_all, protocol, sock)  # type: ignore[attr-defined]
+
+
+def _read_all(protocol: StunProtocol, sock: socket.socket) -> None:
+    while True:
+        try:
+            data, ancillary, _, addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(4))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # an ICMP error for an earlier send: asyncio's own reader drops it too
+        size = len(data) or 1
+        for level, kind, value in ancillary:
+            if level == socket.SOL_UDP and kind == UDP_GRO:
+                size = struct.unpack("=i", value[:4])[0]
+        for start in range(0, len(data), size):
+            protocol.datagram_received(data[start : start + size], addr)
+
+
 _stun_datagram_received = StunProtocol.datagram_received
 
 
@@ -120,6 +160,7 @@ async def whep_viewer(
 
     counter.hook(pc)
     await pc.setLocalDescription(await pc.createOffer())
+    receive_batched(pc)
     headers = {"Content-Type": "application/sdp"}
     async with session.post(url, data=pc.localDescription.sdp, headers=headers) as response:
         if response.status != 201:
@@ -157,6 +198,7 @@ async def janus_viewer(
         transceiver.direction = "recvonly"
     counter.hook(pc)
     await pc.setLocalDescription(await pc.createAnswer())
+    receive_batched(pc)
     answer = {"type": "answer", "sdp": pc.localDescription.sdp}
     await _janus(
         session,
@@ -174,7 +216,11 @@ async def janus_viewer(
 
 
 async def client(kind: str, url: str, count: int, window_s: float, probe: bool) -> None:
-    """Connect ``count`` viewers, say "ready" once all receive, then report one window."""
+    """Connect ``count`` viewers, say "ready" once all receive, then report one window.
+
+    The window starts when the parent says "go", once every client process is ready: a
+    client that is ready first must not measure while the others' viewers still join.
+    """
     async with aiohttp.ClientSession() as session:
         viewers = []
         for _ in range(count):
@@ -187,10 +233,11 @@ async def client(kind: str, url: str, count: int, window_s: float, probe: bool) 
         deadline = time.monotonic() + 60
         while any(c.frames < 10 for c, _ in viewers) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
         for counter, _ in viewers:
             counter.delays_ms.clear()
         start = [(c.packets, c.frames) for c, _ in viewers]
-        print("ready", flush=True)
         await asyncio.sleep(window_s)
         result = {
             "viewers": count,
@@ -327,7 +374,7 @@ async def measure(
             str(window_s),
             role,
             stdout=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             limit=1 << 26,  # one result line carries every delay sample
         )
         for n, role in per_process
@@ -338,6 +385,10 @@ async def measure(
             line = await asyncio.wait_for(c.stdout.readline(), 240)
             if line.strip() != b"ready":
                 raise RuntimeError(f"{kind} viewers did not start: {line!r}")
+        for c in clients:
+            assert c.stdin is not None
+            c.stdin.write(b"go\n")
+            await c.stdin.drain()
         cpu0, wall0 = cpu_seconds(pid), time.monotonic()
         await asyncio.sleep(window_s)
         cpu1, wall1 = cpu_seconds(pid), time.monotonic()
@@ -449,7 +500,10 @@ async def main(quick: bool) -> Report:
         "relay-added delay: arrival at the ingest -> last RTP packet of the frame at the viewer "
         f"({PROBES} probe viewers in a process of their own carry the capture-time channel; "
         "clients count RTP datagrams at the socket without decrypting them)",
-        "relay_internal: arrival at the relay -> the unit's packets handed to each viewer's socket",
+        "relay_internal: arrival at the relay -> the unit's packets handed to each viewer's socket "
+        "(the relay's last 1000 frames per viewer, so joins may be in it)",
+        "viewers read with UDP GRO: a GSO send reaches a viewer in one piece, cut into its "
+        "datagrams by the viewer; Janus sends datagram by datagram",
     ]
     return report
 

@@ -122,8 +122,6 @@ class Broadcast:
         self.turn += 1
         for out in self.viewers[start:] + self.viewers[:start]:
             try:
-                if out.writer.backlogged():
-                    raise NotReady
                 rtp_timestamp = out.writer.send(payloads, timestamp)
                 if out.kind == "video":
                     out.viewer.sent(unit, rtp_timestamp, timestamp)
