@@ -642,6 +642,7 @@ class TableLoop:
     ) -> None:
         """Save the batch's newly answered bets for recall (accepted and rejected)."""
         records = []
+        placed_at = timestamp(now)
         for bet in batch.bets:
             future = live.answers.get(bet.bet_id)
             if future is None or not future.done() or bet.bet_id in live.kept:
@@ -654,7 +655,7 @@ class TableLoop:
                         bet=bet,
                         status=result.status,
                         reason=result.reason,
-                        placed_at=timestamp(now),
+                        placed_at=placed_at,
                     ),
                     next(live.order),
                 )
