@@ -1,7 +1,9 @@
 """Bets end to end: session -> durable wallet stake -> game, against a plain grpc.aio echo.
 
-Real rng, wallet and game processes on PostgreSQL and a session process on Redis; 64
-players with open sessions at one RNG roulette table with a long betting window. (a) The
+Real rng, wallet and game processes on PostgreSQL and two session replicas on Redis sharing
+one port (SO_REUSEPORT: the kernel spreads the players' connections over both, one per CPU,
+as a Service spreads them over pods); 64 players, each on its own connection, with open
+sessions at one RNG roulette table with a long betting window. (a) The
 players bet one bet per PlaceBets call back to back (closed loop): accepted bets per second
 beside the echo service driven the same way in the same run. (b) Bets sent on a fixed
 schedule of 1,000 per second whatever the answers (open loop): acknowledgement latency.
@@ -36,6 +38,7 @@ from casino_cli.platform import Platform
 from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
 
 PLAYERS = 64
+SESSION_REPLICAS = 2
 OPEN_LOOP_RATE = 1_000
 REDIS = "redis://127.0.0.1:6379/0"
 OPERATOR = "bench-operator"
@@ -78,9 +81,13 @@ class Bettors:
     """Players with open sessions, each betting red, one bet per call."""
 
     def __init__(
-        self, session: session_service_pb2_grpc.SessionServiceStub, table: Table, tokens: list[str]
+        self,
+        sessions: list[session_service_pb2_grpc.SessionServiceStub],
+        table: Table,
+        tokens: list[str],
     ) -> None:
-        self.session = session
+        self.sessions = sessions
+        """One stub per player, each on its own connection."""
         self.table = table
         self.tokens = tokens
         self.refused = 0
@@ -101,7 +108,7 @@ class Bettors:
             ],
         )
         started = time.perf_counter()
-        answer = await self.session.PlaceBets(
+        answer = await self.sessions[player % len(self.sessions)].PlaceBets(
             request,
             metadata=(("authorization", f"Bearer {self.tokens[player % len(self.tokens)]}"),),
             timeout=10,
@@ -201,9 +208,18 @@ async def setup(platform: Platform, secret: bytes) -> tuple[Table, Bettors, list
             metadata=(("authorization", f"Bearer {opened.session_token}"),),
         )
         tokens.append(opened.session_token)
+    # A channel each (a local subchannel pool: not one shared connection), as players are.
+    players = [
+        grpc.aio.insecure_channel(
+            platform.addresses["session_svc"], options=[("grpc.use_local_subchannel_pool", 1)]
+        )
+        for _ in range(PLAYERS)
+    ]
+    channels += players
     table = Table(game, created.table_id)
     await asyncio.wait_for(table.opened.wait(), 30)
-    return table, Bettors(session, table, tokens), channels
+    stubs = [session_service_pb2_grpc.SessionServiceStub(c) for c in players]
+    return table, Bettors(stubs, table, tokens), channels
 
 
 @contextlib.asynccontextmanager
@@ -231,9 +247,15 @@ async def running_platform(secret: bytes) -> AsyncIterator[Platform]:
                 },
             )
             await platform.start()
+            replicas = []
             try:
+                for _ in range(SESSION_REPLICAS - 1):
+                    replica = await platform.spawn("session_svc")
+                    replicas.append(replica)
+                    await replica.wait_serving(60)
                 yield platform
             finally:
+                await asyncio.gather(*(r.terminate() for r in replicas))
                 await platform.stop()
 
 
@@ -262,7 +284,8 @@ async def main(quick: bool) -> Report:
     }
     report.targets = {"ratio_vs_echo": {">=": 0.5}, "bet_ack_p99_ms_at_1000": {"<=": 50.0}}
     report.notes.append(
-        f"{PLAYERS} players, one bet per call; open loop {OPEN_LOOP_RATE}/s for {duration:.0f} s "
+        f"{PLAYERS} players on {SESSION_REPLICAS} session replicas, one bet per call; "
+        f"open loop {OPEN_LOOP_RATE}/s for {duration:.0f} s "
         f"({len(latencies)} acknowledged); median of {runs} closed-loop runs; "
         f"{bettors.refused} bets refused at round changes (not counted)"
     )

@@ -18,11 +18,11 @@ settlement or refunded, never lost in between.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +32,7 @@ from opentelemetry import propagate, trace
 from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
 from casino.game.v1 import game_pb2, game_service_pb2
 from casino.wallet.v1 import wallet_pb2
+from casino_kit.batching import Batcher
 from casino_kit.errors import details_of
 from casino_kit.logs import get_logger
 from game_svc import baccarat, metrics, roulette
@@ -52,34 +53,13 @@ tracer = trace.get_tracer(__name__)
 
 SETTLED_PART = 1000
 """Bets per RoundSettled event: a 10,000-bet round publishes ten parts."""
-STAKES_IN_FLIGHT = 2000
-"""Stakes of one table at the wallet at once: many small batches go together (the wallet
-commits them as one group), a burst of big ones queues here instead of pushing the
-wallet's calls past their deadline."""
-
-
-class Budget:
-    """A semaphore counted in units (stakes): a call that alone exceeds the budget still
-    runs, on its own."""
-
-    def __init__(self, units: int) -> None:
-        self._units = units
-        self._used = 0
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def take(self, units: int) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._used == 0 or self._used + units <= self._units
-            )
-            self._used += units
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._used -= units
-                self._changed.notify_all()
+STAKE_CALLS = 1
+"""Stake calls of one round at the wallet at once (and bet-record writes to the store); the
+bets that arrive meanwhile go together in the next call (casino_kit.batching), so a burst
+of small batches costs the wallet and the database a few large calls, and queues here
+instead of pushing the wallet's calls past their deadline."""
+MAX_STAKES = 1000
+"""Stakes per wallet call: the wallet's limit."""
 
 
 VALIDATORS = {Game.ROULETTE: roulette.validate, Game.BACCARAT: baccarat.validate}
@@ -130,6 +110,10 @@ class LiveRound:
     client_seed: str = ""
     in_flight: int = 0
     drained: asyncio.Event = field(default_factory=asyncio.Event)
+    stakes: Batcher[game_pb2.Bet, wallet_pb2.StakeResult] | None = None
+    """The round's stake calls at the wallet, made on first use."""
+    keeps: Batcher[tuple[game_pb2.BetRecord, int], None] | None = None
+    """The round's bet records going to the store, made on first use."""
 
     def __post_init__(self) -> None:
         self.drained.set()
@@ -168,7 +152,6 @@ class TableLoop:
         self.suspended_by_operator = False
         self._turn = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._stakes = Budget(STAKES_IN_FLIGHT)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -619,20 +602,14 @@ class TableLoop:
         live.in_flight += 1
         live.drained.clear()
         try:
-            key = hashlib.sha256("\n".join(bet.bet_id for bet in fresh).encode()).hexdigest()
-            stakes = [
-                wallet_pb2.Stake(bet_id=bet.bet_id, player_id=bet.player_id, amount=bet.stake)
-                for bet in fresh
-            ]
+            if live.stakes is None:
+                live.stakes = Batcher(
+                    functools.partial(self._stake_group, live.record.round_id),
+                    max_in_flight=STAKE_CALLS,
+                    max_items=MAX_STAKES,
+                )
             try:
-                async with self._stakes.take(len(stakes)):
-                    answers = await self.wallet.stake(
-                        f"bets:{live.record.round_id}:{key}",
-                        self.table_id,
-                        live.record.round_id,
-                        self.fence,
-                        stakes,
-                    )
+                answers = await live.stakes.submit_many(fresh)
             except grpc.aio.AioRpcError as error:
                 # The stakes may or may not be debited: only a refund of the whole round is
                 # certain to be right. The bets answer BETTING_CLOSED: the round is over.
@@ -660,6 +637,20 @@ class TableLoop:
             if live.in_flight == 0:
                 live.drained.set()
 
+    async def _stake_group(
+        self, round_id: str, bets: list[game_pb2.Bet]
+    ) -> list[wallet_pb2.StakeResult]:
+        """One wallet call for the bets of concurrent batches; its key names its bets, so a
+        retry of the call is the same request."""
+        key = hashlib.sha256("\n".join(bet.bet_id for bet in bets).encode()).hexdigest()
+        stakes = [
+            wallet_pb2.Stake(bet_id=bet.bet_id, player_id=bet.player_id, amount=bet.stake)
+            for bet in bets
+        ]
+        return await self.wallet.stake(
+            f"bets:{round_id}:{key}", self.table_id, round_id, self.fence, stakes
+        )
+
     async def _keep(
         self,
         live: LiveRound,
@@ -668,6 +659,7 @@ class TableLoop:
     ) -> None:
         """Save the batch's newly answered bets for recall (accepted and rejected)."""
         records = []
+        placed_at = timestamp(now)
         for bet in batch.bets:
             future = live.answers.get(bet.bet_id)
             if future is None or not future.done() or bet.bet_id in live.kept:
@@ -680,12 +672,26 @@ class TableLoop:
                         bet=bet,
                         status=result.status,
                         reason=result.reason,
-                        placed_at=timestamp(now),
+                        placed_at=placed_at,
                     ),
                     next(live.order),
                 )
             )
-        await self.store.add_bets(live.record.round_id, records)
+        if records:
+            if live.keeps is None:
+                live.keeps = Batcher(
+                    functools.partial(self._keep_group, live.record.round_id),
+                    max_in_flight=STAKE_CALLS,
+                    max_items=MAX_STAKES,
+                )
+            await live.keeps.submit_many(records)
+
+    async def _keep_group(
+        self, round_id: str, records: list[tuple[game_pb2.BetRecord, int]]
+    ) -> list[None]:
+        """The records of concurrent batches in one transaction."""
+        await self.store.add_bets(round_id, records)
+        return [None] * len(records)
 
     async def _void_after_failure(self, live: LiveRound) -> None:
         async with self._turn:

@@ -22,7 +22,7 @@ from session_svc.feed import Feeds, FeedSettings
 from session_svc.intake import Intake
 from session_svc.responsible import SELF_EXCLUSION_MIN_S
 from session_svc.server import SessionServicer, add_to_server
-from session_svc.sessions import MAX_SESSION_TOKEN_S, Policy, Principal, Sessions
+from session_svc.sessions import MAX_SESSION_TOKEN_S, Policy, Sessions
 from session_svc.store import open_store
 from session_svc.tables import Seating, SeatingPolicy, Tables
 from session_svc.tokens import HS256, SignKey, TokenError, b64url_decode, parse_operator_keys
@@ -162,16 +162,12 @@ def build(settings: Settings) -> ServiceSpec:
             )
         return reply.balance
 
-    async def session_time_left(principal: Principal) -> float | None:
-        state = await sessions.rg_state(principal)
-        return state.session_time_left(principal.session.opened_at, sessions.clock())
-
     intake = Intake(
         game_bets,
         BetBook(store, sessions.key),
+        sessions,
         seating,
         balance,
-        session_time_left,
         feeds.tell,
     )
     decisions = Decisions(game, seating, balance, feeds.tell)

@@ -117,10 +117,14 @@ class Feeds:
             finally:
                 timer.cancel()
 
-    async def tell(self, table_id: str, player_id: str, response: Response) -> None:
-        """Queue a personal message on the player's stream, whichever node holds it."""
-        message = {"p": player_id, "b": base64.b64encode(views.body(response)).decode()}
-        await self.store.publish(self._channel(table_id), json.dumps(message))
+    async def tell(self, table_id: str, player_id: str, *responses: Response) -> None:
+        """Queue personal messages, in order, on the player's stream, whichever node holds
+        it."""
+        messages = [
+            json.dumps({"p": player_id, "b": base64.b64encode(views.body(r)).decode()})
+            for r in responses
+        ]
+        await self.store.publish(self._channel(table_id), *messages)
 
     async def close(self) -> None:
         await self.hub.close()

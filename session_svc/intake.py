@@ -1,7 +1,8 @@
 """Bet intake: what the session service checks before a player's bets go to the game.
 
-The token, the rate limit and exclusions are checked when the call is authenticated; here:
-the request's shape, that the player joined the table, the session time limit. The game
+The token is verified by the adapter; here, with one round trip to the store: the session,
+the rate limit and exclusions, then the request's shape, that the player joined the table,
+the session time limit. The game
 judges the round's window by its own clock and the table limits, the wallet the money and
 the loss limits; their reasons come back per bet. A bet's id is derived from the player and
 the client's bet id, so a retried call stakes nothing twice.
@@ -9,6 +10,7 @@ the client's bet id, so a retried call stakes nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 
@@ -19,16 +21,19 @@ from casino_kit.errors import FailedPrecondition
 from casino_kit.validation import MAX_AMOUNT_MINOR, Violations
 from session_svc.bet_stream import GameBets
 from session_svc.bets import BetBook
-from session_svc.sessions import Principal
+from session_svc.sessions import Sessions
 from session_svc.tables import Seating
+from session_svc.tokens import SessionClaims
 
 MAX_BETS = 50
 
 Balance = Callable[[str, str], Awaitable[common_pb2.Money]]
 """``balance(player_id, currency)`` from the wallet, for a call in which no bet reached it."""
 
-Tell = Callable[[str, str, session_service_pb2.WatchTableResponse], Awaitable[None]]
-"""``tell(table_id, player_id, message)``: a personal message on the player's stream."""
+Response = session_service_pb2.WatchTableResponse
+Tell = Callable[..., Awaitable[None]]
+"""``tell(table_id, player_id, *messages)``: personal messages, in order, on the player's
+stream."""
 
 
 def bet_id_of(player_key: str, client_bet_id: str) -> str:
@@ -63,26 +68,32 @@ class Intake:
         self,
         game: GameBets,
         book: BetBook,
+        sessions: Sessions,
         seating: Seating,
         balance: Balance,
-        session_time_left: Callable[[Principal], Awaitable[float | None]],
         tell: Tell,
     ) -> None:
         self.game = game
         self.book = book
+        self.sessions = sessions
         self.seating = seating
         self.balance = balance
-        self.session_time_left = session_time_left
         self.tell = tell
 
     async def place(
-        self, principal: Principal, request: session_service_pb2.PlaceBetsRequest
+        self, claims: SessionClaims, request: session_service_pb2.PlaceBetsRequest
     ) -> session_service_pb2.PlaceBetsResponse:
+        """The bets of the caller of verified ``claims``. Its session, limits, rate and seat
+        are read in one round trip to the store; the answer waits for the game's."""
+        principal, seat = await asyncio.gather(
+            self.sessions.admit(claims),
+            self.seating.seat_of(request.table_id, claims.player_id),
+        )
         session = principal.session
         check(request, session.currency)
-        if await self.seating.seat_of(request.table_id, session.player_id) is None:
+        if seat is None:
             raise FailedPrecondition("NOT_AT_TABLE", f"join table {request.table_id} first")
-        left = await self.session_time_left(principal)
+        left = principal.rg.session_time_left(session.opened_at, self.sessions.clock())
         if left is not None and left <= 0:
             raise FailedPrecondition(
                 "LIMIT_EXCEEDED_SESSION_TIME", "the session time limit is used up"
@@ -121,25 +132,23 @@ class Intake:
                         stake=bet.stake,
                     )
                 )
-        await self.book.record(session.player_id, accepted)
         if balance is None:
             balance = await self.balance(session.player_id, session.currency)
         response.balance.CopyFrom(balance)
-        for taken in accepted:
-            await self.tell(
-                request.table_id,
-                session.player_id,
-                session_service_pb2.WatchTableResponse(bet_accepted=taken),
-            )
         if accepted:
             changed = session_pb2.BalanceChanged(
                 balance=balance,
                 cause=session_pb2.BALANCE_CHANGE_CAUSE_BET_PLACED,
                 round_id=request.round_id,
             )
-            await self.tell(
-                request.table_id,
-                session.player_id,
-                session_service_pb2.WatchTableResponse(balance_changed=changed),
+            told = [Response(bet_accepted=taken) for taken in accepted]
+            await asyncio.gather(
+                self.book.record(session.player_id, accepted),
+                self.tell(
+                    request.table_id,
+                    session.player_id,
+                    *told,
+                    Response(balance_changed=changed),
+                ),
             )
         return response

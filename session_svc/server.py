@@ -442,9 +442,9 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
     ) -> session_service_pb2.PlaceBetsResponse:
         """Idempotent by the client's bet ids: a retry stakes nothing twice and gets each
         bet's first answer."""
-        principal = await self._principal(context)
+        claims = self.sessions.verify(_metadata(context, "authorization"))
         with relayed():
-            return await self.intake.place(principal, request)
+            return await self.intake.place(claims, request)
 
     async def SubmitDecision(
         self,

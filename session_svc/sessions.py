@@ -40,6 +40,8 @@ from session_svc.tokens import (
 
 MAX_SESSION_TOKEN_S = 300
 """Session tokens live at most five minutes: a stolen one is soon worthless."""
+VERIFIED_TOKENS = 100_000
+"""Tokens whose signature this process remembers as checked; forgotten all at once when full."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Principal:
     claims: SessionClaims
     record: str
     """The session record as stored, for compare-and-set."""
+    rg: RgState
+    """The player's responsible-gaming state, read with the session."""
 
     @property
     def player_key(self) -> str:
@@ -135,6 +139,7 @@ class Sessions:
         self.verify_key = session_key.verify_key()
         self.policy = policy
         self.clock = clock
+        self._verified: dict[str, SessionClaims] = {}
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -238,16 +243,39 @@ class Sessions:
         rate limit. ``allow_blocked`` lets an excluded player extend an exclusion and
         ``allow_closed`` reach a closed session, so a retry of SelfExclude or CloseSession
         still finds its first answer."""
+        claims = self.verify(authorization)
+        return await self.admit(claims, allow_blocked=allow_blocked, allow_closed=allow_closed)
+
+    def verify(self, authorization: str | None) -> SessionClaims:
+        """The claims of a bearer session token, checked without I/O. A player sends the same
+        token with every call until it is refreshed, so its signature is checked once and
+        only its expiry every time."""
         now = self.clock()
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise _invalid("missing bearer token")
-        try:
-            claims = verify_session(token.strip(), self.verify_key, now)
-        except TokenError as error:
-            if error.expired:
-                raise Unauthenticated("SESSION_EXPIRED", "session token expired") from None
-            raise _invalid(f"session token refused: {error}") from None
+        claims = self._verified.get(token)
+        if claims is None:
+            try:
+                claims = verify_session(token, self.verify_key, now)
+            except TokenError as error:
+                if error.expired:
+                    raise Unauthenticated("SESSION_EXPIRED", "session token expired") from None
+                raise _invalid(f"session token refused: {error}") from None
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.expires_at <= now:
+            raise Unauthenticated("SESSION_EXPIRED", "session token expired")
+        return claims
+
+    async def admit(
+        self, claims: SessionClaims, *, allow_blocked: bool = False, allow_closed: bool = False
+    ) -> Principal:
+        """The caller of verified ``claims``: its session still open and the player not
+        excluded, read in one round trip with the charge of its rate limit."""
+        now = self.clock()
         player_key = f"{claims.operator_id}:{claims.player_id}"
         stored, bucket = await asyncio.gather(
             self.store.get_many(
@@ -268,7 +296,8 @@ class Sessions:
             raise _invalid("session closed")
         if (session.operator_id, session.player_id) != (claims.operator_id, claims.player_id):
             raise PermissionDenied("SESSION_INVALID", "the token does not belong to this session")
-        if not allow_blocked and RgState.from_json(raw_rg).block(now) is not None:
+        rg = RgState.from_json(raw_rg)
+        if not allow_blocked and rg.block(now) is not None:
             # Exclusion revokes every session of the player, on every node, at once.
             raise _invalid("session revoked: the player is excluded")
         if not bucket.allowed:
@@ -277,7 +306,7 @@ class Sessions:
                 "too many calls",
                 metadata={"retry_after_ms": str(bucket.retry_after_ms)},
             )
-        return Principal(session, claims, raw_session)
+        return Principal(session, claims, raw_session, rg)
 
     async def refresh(self, principal: Principal) -> IssuedToken:
         now = self.clock()

@@ -144,3 +144,29 @@ async def test_expire_many_renews_existing_keys_only(store: Store, prefix: str) 
     await store.expire_many([prefix + "a", prefix + "missing"], 30)
     await asyncio.sleep(0.3)
     assert await store.get_many([prefix + "a", prefix + "missing"]) == ["1", None]
+
+
+async def test_lists_keep_appended_values_in_order_until_their_ttl(
+    store: Store, prefix: str
+) -> None:
+    await store.append(prefix + "l", ["a", "b"], ttl_s=0.3)
+    await store.append(prefix + "l", ["c"], ttl_s=0.3)
+    await store.append(prefix + "other", ["x"], ttl_s=30)
+    assert await store.lists([prefix + "l", prefix + "missing", prefix + "other"]) == [
+        ["a", "b", "c"],
+        [],
+        ["x"],
+    ]
+    await asyncio.sleep(0.45)
+    assert await store.lists([prefix + "l", prefix + "other"]) == [[], ["x"]]
+
+
+async def test_messages_published_together_arrive_in_order(store: Store, prefix: str) -> None:
+    channel = prefix + "ordered"
+    stream = store.subscribe(channel)
+    read = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.2)  # the subscription is registered
+    await store.publish(channel, "one", "two", "three")
+    assert await asyncio.wait_for(read, 5) == "one"
+    assert [await asyncio.wait_for(anext(stream), 5) for _ in range(2)] == ["two", "three"]
+    await stream.aclose()  # type: ignore[attr-defined]
