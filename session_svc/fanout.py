@@ -25,6 +25,7 @@ from typing import Generic, NamedTuple, TypeVar
 from casino_kit.logs import get_logger
 
 log = get_logger(__name__)
+SWEEP_S = 1.0
 
 E = TypeVar("E")
 S = TypeVar("S")
@@ -80,6 +81,7 @@ class _Table(Generic[E, S]):
         self.streams: dict[str, _Stream[E, S]] = {}
         self.last_sequence = 0
         self.task: asyncio.Task[None] | None = None
+        self.swept_at: float | None = None
 
 
 class FanoutHub(Generic[E, S]):
@@ -199,8 +201,13 @@ class FanoutHub(Generic[E, S]):
                 await self._stop(table)
 
     def _sweep(self, table: _Table[E, S]) -> None:
-        """Forget streams nobody resumed within ``retention_s``."""
+        """Forget streams nobody resumed within ``retention_s``. A walk of every stream runs
+        at most once per ``SWEEP_S``: thousands of players joining or leaving at once would
+        otherwise cost a walk each, quadratic in the crowd."""
         now = self._clock()
+        if table.swept_at is not None and now - table.swept_at < min(SWEEP_S, self.retention_s):
+            return
+        table.swept_at = now
         expired = [
             key
             for key, s in table.streams.items()
@@ -223,19 +230,16 @@ class FanoutHub(Generic[E, S]):
 
     async def _pump(self, table: _Table[E, S]) -> None:
         """Read the table's one upstream and fan each event out; reconnect where it left off."""
-        swept = self._clock()
         while True:
             try:
                 async for event in self._source(table.table_id, table.last_sequence):
                     self._dispatch(table, event)
-                    if self._clock() - swept > 1.0:
-                        swept = self._clock()
-                        self._sweep(table)
-                        if not table.streams:  # every stream left and expired: unsubscribe
-                            if self._tables.get(table.table_id) is table:
-                                del self._tables[table.table_id]
-                            table.task = None
-                            return
+                    self._sweep(table)
+                    if not table.streams:  # every stream left and expired: unsubscribe
+                        if self._tables.get(table.table_id) is table:
+                            del self._tables[table.table_id]
+                        table.task = None
+                        return
             except asyncio.CancelledError:
                 raise
             except Exception:
