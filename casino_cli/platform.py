@@ -49,11 +49,22 @@ class StartError(RuntimeError):
     """A service exited or did not become SERVING in time; the message has its log tail."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A loopback port free now and not handed out before by this process.
+
+    The kernel may offer a just-released port again, and gRPC binds with SO_REUSEPORT, so
+    two services given the same port would both start and share it silently.
+    """
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass

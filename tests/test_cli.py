@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from casino_cli.platform import SERVICES
+from casino_cli.platform import SERVICES, free_port
 
 
 async def _run(*args: str) -> tuple[int, str]:
@@ -80,3 +80,9 @@ async def test_demo_plays_rounds_with_players_and_verifies_each_proof(tmp_path: 
     assert {line.split()[1] for line in rounds} == {"Roulette", "Baccarat", "Blackjack"}
     bets = [int(line.split(" bets ")[1].split()[0]) for line in rounds]
     assert sum(bets) > 0, out  # the players bet through the session service
+
+
+def test_free_ports_are_never_handed_out_twice() -> None:
+    """Two services given one port would both bind it (gRPC uses SO_REUSEPORT)."""
+    ports = [free_port() for _ in range(3_000)]
+    assert len(set(ports)) == len(ports)
