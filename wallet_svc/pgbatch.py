@@ -51,8 +51,6 @@ def _quote(value: str) -> str:
 
 def array_literal(values: Sequence[Any], kind: str) -> str:
     """A PostgreSQL array literal of ``values`` for an array of type ``kind``."""
-    if not values:
-        return "{}"
     if kind in ("bigint[]", "integer[]"):
         if None not in values:
             return "{" + ",".join(map(str, values)) + "}"
@@ -99,19 +97,19 @@ _SMALL = 6  # idempotency, game_tables, rounds, bets, players, money_limits: arr
 # would not see.
 LOAD = f"""
 WITH
-  i AS (SELECT x FROM idempotency x WHERE x.key = ANY(CAST(CAST(:keys AS text) AS text[]))),
-  t AS (SELECT x FROM game_tables x WHERE x.table_id = ANY(CAST(CAST(:tables AS text) AS text[]))
+  i AS (SELECT x FROM idempotency x WHERE x.key = ANY(CAST(:keys AS text[]))),
+  t AS (SELECT x FROM game_tables x WHERE x.table_id = ANY(CAST(:tables AS text[]))
         ORDER BY x.table_id FOR UPDATE),
-  r AS (SELECT x FROM rounds x WHERE x.round_id = ANY(CAST(CAST(:rounds AS text) AS text[]))
+  r AS (SELECT x FROM rounds x WHERE x.round_id = ANY(CAST(:rounds AS text[]))
         ORDER BY x.round_id FOR UPDATE),
-  b AS (SELECT x FROM bets x WHERE x.bet_id = ANY(CAST(CAST(:bets AS text) AS text[]))
-        OR x.round_id = ANY(CAST(CAST(:closing AS text) AS text[]))),
+  b AS (SELECT x FROM bets x WHERE x.bet_id = ANY(CAST(:bets AS text[]))
+        OR x.round_id = ANY(CAST(:closing AS text[]))),
   a AS (SELECT x.* FROM accounts x WHERE x.id IN (
-          SELECT y.id FROM accounts y WHERE y.key = ANY(CAST(CAST(:accounts AS text) AS text[]))
+          SELECT y.id FROM accounts y WHERE y.key = ANY(CAST(:accounts AS text[]))
           UNION SELECT (b.x).account_id FROM b
           UNION SELECT (r.x).escrow_account_id FROM r)
         ORDER BY x.id FOR UPDATE),
-  p AS (SELECT x FROM players x WHERE x.player_id = ANY(CAST(CAST(:players AS text) AS text[]))),
+  p AS (SELECT x FROM players x WHERE x.player_id = ANY(CAST(:players AS text[]))),
   l AS (SELECT x FROM money_limits x WHERE x.account_id IN
         (SELECT a.id FROM a WHERE a.player_id IS NOT NULL))
 SELECT {", ".join(f"a.{n}" for n in _ACCOUNT)}, {", ".join(f"pl.{n}" for n in _PLAYER)},
@@ -140,13 +138,13 @@ async def load(
 ) -> tuple[dict[tuple[str, str], Stored], State]:
     """Stored answers for ``keys`` and the (locked) rows ``needs`` names, in one statement."""
     params = {
-        "keys": array_literal(list(keys), "text[]"),
-        "tables": array_literal(sorted(needs.tables), "text[]"),
-        "rounds": array_literal(sorted(needs.rounds), "text[]"),
-        "bets": array_literal(list(needs.bets), "text[]"),
-        "closing": array_literal(list(needs.closing), "text[]"),
-        "players": array_literal(list(needs.players), "text[]"),
-        "accounts": array_literal(list(needs.accounts), "text[]"),
+        "keys": list(keys),
+        "tables": sorted(needs.tables),
+        "rounds": sorted(needs.rounds),
+        "bets": list(needs.bets),
+        "closing": list(needs.closing),
+        "players": list(needs.players),
+        "accounts": list(needs.accounts),
     }
     state = State()
     width, owner = len(_ACCOUNT), len(_ACCOUNT) + len(_PLAYER)
