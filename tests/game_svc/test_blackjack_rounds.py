@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from casino.common.v1 import bet_pb2, common_pb2, table_event_pb2
 from casino.game.v1 import game_service_pb2
+from casino.wallet.v1 import wallet_service_pb2
 from casino_cli.demo import table_config
 from casino_cli.platform import Platform
 from casino_kit.errors import details_of
@@ -29,7 +30,15 @@ from game_svc.cards import Shoe
 from game_svc.results import card_of
 from game_svc.round_hash import DealtCard, Target, round_hash
 from rng_svc import fairness
-from tests.game_svc.rounds_helpers import Casino, Events, first_of, key, on_postgres, payload
+from tests.game_svc.rounds_helpers import (
+    Casino,
+    Events,
+    eur,
+    first_of,
+    key,
+    on_postgres,
+    payload,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -167,6 +176,13 @@ async def test_a_round_deals_from_the_committed_shoe_asks_decisions_and_settles_
                 lambda e: e.HasField("round_opened") and not events.of(e.round_id, "bets_closed")
             )
             round_id = opened.round_id
+            if (short := 1_000 - await casino.balance(dave)) > 0:  # he lost the last round
+                await casino.wallet.Deposit(
+                    wallet_service_pb2.DepositRequest(
+                        idempotency_key=key(), player_id=dave, amount=eur(short)
+                    ),
+                    timeout=10,
+                )
             funded = {p: await casino.balance(p) for p in (alice, bob, carol, dave)}
             placed = await casino.place(
                 table_id,
