@@ -16,8 +16,9 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, Table, TextClause, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, Table, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from wallet_svc import rows
 from wallet_svc.idempotency import Stored
@@ -35,6 +36,10 @@ from wallet_svc.tables import (
     rounds,
 )
 
+_DIALECT = asyncpg_dialect()
+DriverError = asyncpg.PostgresError | asyncpg.InterfaceError | OSError
+"""What a batch's statements raise when the database refuses them or the connection is lost
+(they bypass SQLAlchemy, which would wrap these in ``DBAPIError``)."""
 _PG_ARRAY = {BigInteger: "bigint[]", Integer: "integer[]", Boolean: "boolean[]"}
 
 
@@ -124,14 +129,22 @@ FULL JOIN (
 
 
 @functools.lru_cache(maxsize=256)
-def _statement(sql: str) -> TextClause:
-    """A parsed statement, kept: a batch's write has one of few shapes, and parsing the bind
-    parameters of a long SQL text again for each batch is measurable."""
-    return text(sql)
+def _statement(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its named parameters made positional for asyncpg, and their names in
+    order; kept, as a batch's write has one of few shapes."""
+    compiled = text(sql).compile(dialect=_DIALECT)
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+async def _fetch(driver: Any, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Run ``sql`` straight on the asyncpg connection: SQLAlchemy's layers above the driver
+    cost as much as the statement itself for a batch of a few requests."""
+    positional, names = _statement(sql)
+    return await driver.fetch(positional, *(params[n] for n in names))
 
 
 async def load(
-    conn: AsyncConnection,
+    driver: Any,
     keys: Sequence[str],
     needs: Any,
     window: Window,
@@ -149,7 +162,7 @@ async def load(
     state = State()
     width, owner = len(_ACCOUNT), len(_ACCOUNT) + len(_PLAYER)
     small: Sequence[Any] = (None,) * _SMALL
-    for row in await conn.execute(_statement(LOAD), params):
+    for row in await _fetch(driver, LOAD, params):
         if row[0] is None:
             small = row[owner:]
             continue
@@ -184,7 +197,7 @@ async def load(
     return stored, state
 
 
-async def write(conn: AsyncConnection, state: State, now_us: int) -> None:
+async def write(driver: Any, state: State, now_us: int) -> None:
     """Everything the batch created or changed, in one statement."""
     parts: list[str] = []
     params: dict[str, str] = {}
@@ -247,4 +260,4 @@ async def write(conn: AsyncConnection, state: State, now_us: int) -> None:
     insert(audit, rows.AUDIT, state.audits)  # type: ignore[arg-type]
     insert(idempotency, rows.STORED, [rows.stored(s, now_us) for s in state.stored])
     if parts:
-        await conn.execute(_statement("WITH " + ",\n".join(parts) + " SELECT 1"), params)
+        await _fetch(driver, "WITH " + ",\n".join(parts) + " SELECT 1", params)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from casino_kit.errors import DomainError
 from casino_kit.sql import create_engine
-from wallet_svc import reports
+from wallet_svc import pgbatch, reports
 from wallet_svc.commands import Command, Result
 from wallet_svc.engine import Engine, StaleRead
 from wallet_svc.group_commit import GroupCommitter
@@ -70,7 +70,7 @@ class Wallet:
             self._execute,
             window_s=window_s,
             max_batch=max_batch,
-            retryable=lambda error: isinstance(error, DBAPIError | StaleRead),
+            retryable=lambda error: isinstance(error, DBAPIError | StaleRead | pgbatch.DriverError),
             on_start=self._open_writer,
             on_stop=self._close_writer,
         )

@@ -107,6 +107,9 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._writer: AsyncConnection | None = None
+        self._pg: Any = None
+        """The writer's asyncpg connection, under ``_writer`` (PostgreSQL): the batch's
+        statements run on it straight (see ``pgbatch``)."""
         self.postgres = engine.dialect.name == "postgresql"
         if self.postgres:
             _session_settings(engine)
@@ -119,7 +122,7 @@ class Store:
     async def close(self) -> None:
         if self._writer is not None:
             await _discard(self._writer)
-            self._writer = None
+            self._writer = self._pg = None
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -137,27 +140,23 @@ class Store:
             connection = await self.engine.connect()
             if self.postgres:
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await self._driver(connection, "BEGIN")
+                raw = await connection.get_raw_connection()
+                self._pg = raw.driver_connection
+                await self._pg.execute("BEGIN")
             else:
                 await connection.execution_options(sqlite_begin="IMMEDIATE")
             self._writer = connection
         try:
             if self.postgres:
                 yield connection
-                await self._driver(connection, "COMMIT; BEGIN")
+                await self._pg.execute("COMMIT; BEGIN")
             else:
                 async with connection.begin():
                     yield connection
         except BaseException:
-            self._writer = None
+            self._writer = self._pg = None
             await _discard(connection)
             raise
-
-    @staticmethod
-    async def _driver(connection: AsyncConnection, sql: str) -> None:
-        """Run fixed SQL (several statements allowed) straight on the asyncpg connection."""
-        raw = await connection.get_raw_connection()
-        await raw.driver_connection.execute(sql)  # type: ignore[union-attr]
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
@@ -214,7 +213,7 @@ class Store:
         (locked on PostgreSQL; SQLite's writer holds the whole database)."""
         needs = Needs(commands)
         if self.postgres:
-            return await pgbatch.load(conn, keys, needs, window)
+            return await pgbatch.load(self._pg, keys, needs, window)
         stored: dict[tuple[str, str], Stored] = {}
         if keys:
             query = select(idempotency).where(idempotency.c.key.in_(set(keys)))
@@ -271,7 +270,7 @@ class Store:
     async def write(self, conn: AsyncConnection, state: State, now_us: int) -> None:
         """Write back everything the batch created or changed, parents first."""
         if self.postgres:
-            await pgbatch.write(conn, state, now_us)
+            await pgbatch.write(self._pg, state, now_us)
             return
         new, changed = state.changed("player")
         await self._insert(conn, players, rows.PLAYER, [rows.player(state.players[k]) for k in new])
