@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from casino_kit.interceptor import ServerInterceptor
 from casino_kit.logs import configure_logging, get_logger
 from casino_kit.settings import SettingsError, load
-from casino_kit.telemetry import server_tracing, setup_telemetry
+from casino_kit.telemetry import setup_telemetry
 from casino_kit.tls import TlsSettings, server_credentials
 
 log = get_logger(__name__)
@@ -124,7 +124,7 @@ class _Host:
         # scale-out get their share of long-lived HTTP/2 connections.
         age_ms = int(settings.max_connection_age_s * 1000)
         server = grpc.aio.server(
-            interceptors=[server_tracing(), ServerInterceptor()],
+            interceptors=[ServerInterceptor()],
             options=[
                 ("grpc.max_connection_age_ms", age_ms),
                 ("grpc.max_connection_age_grace_ms", age_ms),

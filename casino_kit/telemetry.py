@@ -8,21 +8,14 @@ on ``metrics_port`` and pushed by OTLP when the endpoint is set.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.grpc import (
     aio_client_interceptors,
-)
-from opentelemetry.instrumentation.grpc._aio_server import (
-    OpenTelemetryAioServerInterceptor,
-)
-from opentelemetry.instrumentation.grpc._aio_server import (
-    _OpenTelemetryAioServicerContext as _Traced,
 )
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -81,57 +74,6 @@ def setup_telemetry(
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     metrics.set_meter_provider(meter_provider)
     return Telemetry(tracer_provider, meter_provider)
-
-
-class _ServerTracing(OpenTelemetryAioServerInterceptor):
-    """The library's server interceptor, with server streams that end in their own task.
-
-    The library wraps a server stream in an async generator that holds the trace context
-    attached across its ``yield``s. When a client cancels while its call awaits a send, gRPC
-    cancels the call's task outside that generator; the generator is closed later by the
-    garbage collector from another task, where detaching the context fails ("Failed to
-    detach context", with a traceback per stream) and the handler's own clean-up runs late.
-    Here the stream is a coroutine that writes each response with ``context.write`` and
-    closes the handler's generator itself, so a cancellation unwinds everything in the
-    call's task at once.
-    """
-
-    def _intercept_aio_server_stream(
-        self, behavior: Callable[..., AsyncGenerator[Any, None]], details: grpc.HandlerCallDetails
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
-            with self._set_remote_context(context):
-                span_of = self._start_span(details, context)  # type: ignore[no-untyped-call]
-                with span_of as span:
-                    traced = _Traced(context, span)  # type: ignore[no-untyped-call]
-                    responses = behavior(request, traced)
-                    try:
-                        async for response in responses:
-                            await context.write(response)
-                    except Exception as error:
-                        if type(error) is not Exception:  # a bare Exception is an abort
-                            span.record_exception(error)
-                        raise
-                    finally:
-                        await responses.aclose()
-
-        return stream
-
-
-def server_tracing() -> grpc.aio.ServerInterceptor:
-    """Server spans for every RPC, continuing the caller's trace from the metadata.
-
-    Health ``Watch`` is left out: it writes with ``context.write``, a handler shape the aio
-    tracing interceptor cannot wrap, and a span as long as a probe's watch says nothing.
-    """
-    return _ServerTracing(  # type: ignore[no-untyped-call]
-        trace.get_tracer(__name__), filter_=_not_health_watch
-    )
-
-
-def _not_health_watch(details: grpc.HandlerCallDetails) -> bool:
-    """The cheapest check that runs on every call (the library's filters do several)."""
-    return bool(details.method != "/grpc.health.v1.Health/Watch")
 
 
 def client_tracing() -> list[grpc.aio.ClientInterceptor]:
