@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import secrets
 import statistics
 import tempfile
@@ -28,7 +29,16 @@ from pathlib import Path
 import grpc
 
 from bench.echo import echo_server, measure_echo
-from bench.harness import Load, Report, closed_loop, median_of, percentile
+from bench.harness import (
+    WARMUP_S,
+    Load,
+    Report,
+    closed_loop,
+    cpu_by_role,
+    cpu_us_per_call,
+    median_of,
+    percentile,
+)
 from bench.wallet import fresh_database
 from casino.common.v1 import bet_pb2, common_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
@@ -266,7 +276,12 @@ async def main(quick: bool) -> Report:
         table, bettors, channels = await setup(platform, secret)
         try:
             echo = await measure_echo(echo_address, PLAYERS, duration, runs)
-            bets = median_of([await closed(bettors, duration) for _ in range(runs)])
+            before = cpu_by_role()
+            closed_runs = [await closed(bettors, duration) for _ in range(runs)]
+            # CPU spans the warm-ups too: estimate their bets at each run's measured rate.
+            placed = sum(r.calls_per_s * (duration + WARMUP_S) for r in closed_runs)
+            budget = cpu_us_per_call(before, cpu_by_role(), placed)
+            bets = median_of(closed_runs)
             latencies = await open_loop(bettors, duration)
         finally:
             table.close()
@@ -282,6 +297,8 @@ async def main(quick: bool) -> Report:
         "bet_ack_p50_ms_at_1000": round(percentile(latencies, 0.50), 2),
         "bet_ack_p99_ms_at_1000": round(percentile(latencies, 0.99), 2),
     }
+    report.figures |= {f"cpu_us_per_bet_{role}": us for role, us in budget.items()}
+    report.figures["cpu_us_per_bet_total"] = round(sum(budget.values()), 1)
     report.targets = {"ratio_vs_echo": {">=": 0.5}, "bet_ack_p99_ms_at_1000": {"<=": 50.0}}
     report.notes.append(
         f"{PLAYERS} players on {SESSION_REPLICAS} session replicas, one bet per call; "
@@ -290,4 +307,9 @@ async def main(quick: bool) -> Report:
         f"{bettors.refused} bets refused at round changes (not counted)"
     )
     report.notes.append(f"mean open-loop ack {statistics.fmean(latencies or [0]):.1f} ms")
+    report.notes.append(
+        "cpu_us_per_bet_*: CPU time per accepted bet over the closed-loop runs, by process "
+        "(client: this benchmark's players; postgres and redis: all their processes); "
+        f"the machine has {os.cpu_count()} cores, {os.cpu_count()}e6 us per second"
+    )
     return report

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.harness import Report, percentile
+from bench.harness import Report, cpu_by_role, cpu_us_per_call, percentile
 from bench.wallet import fresh_database
 from casino.common.v1 import bet_pb2, common_pb2
 from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
@@ -157,6 +157,7 @@ async def load(
         print(f"only {started} of {streams} streams started", file=sys.stderr, flush=True)
         raise SystemExit(1)
     print("ready", flush=True)
+    cpu_ready = time.process_time()
     progress[0] = time.monotonic()
     while not done.is_set() and time.monotonic() - progress[0] < 30:
         with contextlib.suppress(TimeoutError):
@@ -170,6 +171,7 @@ async def load(
         "delays_ms": delays_ms,
         "lost": sum(s.lost + max(0, s.target - s.covered) for s in stats),
         "resyncs": sum(s.resyncs for s in stats),
+        "cpu_s": time.process_time() - cpu_ready,
     }
     print(json.dumps(result), flush=True)
 
@@ -290,6 +292,9 @@ class Run:
     lost: int
     resyncs: int
     received: int
+    session_cpu_us: float
+    """The session processes' CPU per message received, from the first event to the last."""
+    generator_cpu_us: float
 
 
 async def one_run(
@@ -318,9 +323,11 @@ async def one_run(
         line = await asyncio.wait_for(proc.stdout.readline(), 600)
         if line.strip() != b"ready":
             raise RuntimeError(f"load generator did not start: {line!r}")
+    before = cpu_by_role()
     await publish(running.game, table_id, events, per_s)
     delays: list[float] = []
     lost = resyncs = 0
+    generator_cpu = 0.0
     for proc in procs:
         assert proc.stdout is not None
         result = json.loads(await proc.stdout.readline())
@@ -328,6 +335,8 @@ async def one_run(
         delays += result["delays_ms"]
         lost += result["lost"]
         resyncs += result["resyncs"]
+        generator_cpu += result["cpu_s"]
+    sessions = cpu_us_per_call(before, cpu_by_role(), len(delays)).get("session_svc", 0.0)
     return Run(
         min_ms=min(delays, default=float("nan")),
         p50_ms=percentile(delays, 0.50),
@@ -336,6 +345,8 @@ async def one_run(
         lost=lost,
         resyncs=resyncs,
         received=len(delays),
+        session_cpu_us=sessions,
+        generator_cpu_us=round(generator_cpu / max(1, len(delays)) * 1e6, 1),
     )
 
 
@@ -365,6 +376,8 @@ async def main(quick: bool) -> Report:
             "events_lost": float(sum(r.lost for r in results)),
             "resyncs": float(sum(r.resyncs for r in results)),
             "events_received": float(median.received),
+            "session_cpu_us_per_message": median.session_cpu_us,
+            "generator_cpu_us_per_message": median.generator_cpu_us,
         }
     )
     report.targets = {"fanout_p99_ms": {"<=": 150.0}, "events_lost": {"<=": 0.0}}
@@ -373,6 +386,10 @@ async def main(quick: bool) -> Report:
         f"over 2 session processes on one Redis, from {generators} load generator "
         "process(es); delay from game_svc's server_time to receipt; figures of the median "
         "run by p99, losses and resyncs summed over all runs"
+    )
+    report.notes.append(
+        "cpu_us_per_message: CPU of both session processes (and of the load generators) from "
+        f"the first event to the last receipt, per message received; {os.cpu_count()} cores"
     )
     return report
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+WARMUP_S = 0.5
+"""A closed loop's unmeasured start."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ async def closed_loop(
     call: Callable[[int], Awaitable[object]],
     concurrency: int,
     duration_s: float,
-    warmup_s: float = 0.5,
+    warmup_s: float = WARMUP_S,
 ) -> Load:
     """``concurrency`` workers call ``call(worker)`` back to back; the warm-up is not counted."""
     latencies: list[float] = []
@@ -69,6 +71,68 @@ def median_of(runs: list[Load]) -> Load:
     """The run with the median throughput: one coherent set of figures, not a blend."""
     ordered = sorted(runs, key=lambda r: r.calls_per_s)
     return ordered[len(ordered) // 2]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    return _cpu(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split())
+
+
+def _cpu(fields: list[str]) -> float:
+    """utime + stime from the fields of /proc/PID/stat after the command name."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_of(*words: str) -> int:
+    """The process whose command line holds all ``words``."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if all(w in command for w in words):
+                return int(entry.name)
+    raise LookupError(f"no process runs {words}")
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds used so far by what serves a benchmark: this process ("client"), its
+    children by the package they run (``python -m <package>``), and the machine's PostgreSQL
+    and Redis (all their processes: nothing else uses them while a benchmark runs)."""
+    me = os.getpid()
+    used: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # it ended meanwhile
+        fields = tail.split()
+        name = head.split("(", 1)[1]
+        role = None
+        if int(entry.name) == me:
+            role = "client"
+        elif int(fields[1]) == me and b"-m" in argv[:-1]:
+            role = argv[argv.index(b"-m") + 1].decode()
+        elif name in ("postgres", "redis-server"):
+            role = name
+        if role is not None:
+            used[role] = used.get(role, 0.0) + _cpu(fields)
+    return used
+
+
+def cpu_us_per_call(
+    before: Mapping[str, float], after: Mapping[str, float], calls: float
+) -> dict[str, float]:
+    """Each role's CPU microseconds per call between two ``cpu_by_role`` readings."""
+    return {
+        role: round((after[role] - before.get(role, 0.0)) / calls * 1e6, 1)
+        for role in sorted(after)
+        if calls > 0 and after[role] > before.get(role, 0.0)
+    }
 
 
 @dataclass

@@ -34,7 +34,7 @@ import aiohttp
 from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from bench.harness import Report, percentile
+from bench.harness import Report, cpu_seconds, percentile
 from casino_cli.platform import Platform, free_port
 
 STREAM = "bench"
@@ -254,12 +254,6 @@ async def client(kind: str, url: str, count: int, window_s: float, probe: bool) 
 
 
 # ---- the servers ----------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(*args: str) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.echo import echo_server, measure_echo
-from bench.harness import Load, Report, closed_loop, median_of
+from bench.harness import Load, Report, closed_loop, cpu_seconds, median_of, pid_of
 from casino.common.v1 import common_pb2
 from casino.wallet.v1 import wallet_pb2, wallet_service_pb2, wallet_service_pb2_grpc
 from casino_cli.platform import Platform
@@ -97,25 +97,6 @@ async def _fund(stub: wallet_service_pb2_grpc.WalletServiceStub, players: int) -
 
     for start in range(0, players, 128):
         await asyncio.gather(*(one(p) for p in range(start, min(players, start + 128))))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pid_of(*words: str) -> int:
-    """The process whose command line holds all ``words``."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if all(w in command for w in words):
-                return int(entry.name)
-    raise LookupError(f"no process runs {words}")
 
 
 async def _wallet_loads(
