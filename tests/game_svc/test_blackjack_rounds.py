@@ -222,10 +222,14 @@ async def test_a_round_deals_from_the_committed_shoe_asks_decisions_and_settles_
         result = events.of(round_id, "round_result")[0].round_result
         assert result.round_hash == round_hash(round_id, cards.values())
 
-        # Decisions: bob never answered, so STAND was applied for him when time ran out;
-        # dave's double was refused for funds, his STAND was taken.
+        # Decisions: bob never answered, so each time he was asked (the insurance offer when
+        # the dealer shows an ace, then his hand) STAND was applied when time ran out; dave's
+        # double was refused for funds, his STAND was taken.
         made = [e.decision_made for e in events.of(round_id, "decision_made")]
-        assert [(d.action, d.automatic) for d in made if d.seat == 2] in ([], [(STAND, True)])
+        asked = events.of(round_id, "decision_requested")
+        bob_asked = [e for e in asked if e.decision_requested.seat == 2]
+        bob_made = [(d.action, d.automatic) for d in made if d.seat == 2]
+        assert bob_made == [(STAND, True)] * len(bob_asked)
         assert any(d.seat == 1 and d.action == DOUBLE and not d.automatic for d in made)
         for call, answer in seats[1].answers:
             if isinstance(answer, grpc.aio.AioRpcError):
