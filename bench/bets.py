@@ -45,7 +45,7 @@ from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
 from casino.session.v1 import session_pb2, session_service_pb2, session_service_pb2_grpc
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 from casino_cli.platform import Platform
-from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
+from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch, platform_player_id
 
 PLAYERS = 64
 SESSION_REPLICAS = 2
@@ -194,14 +194,15 @@ async def setup(platform: Platform, secret: bytes) -> tuple[Table, Bettors, list
     tokens = []
     for n in range(PLAYERS):
         player = f"bettor-{n}-{uuid.uuid4().hex[:6]}"
+        account = platform_player_id(OPERATOR, player)
         await wallet.OpenAccount(
             wallet_service_pb2.OpenAccountRequest(
-                idempotency_key=uuid.uuid4().hex, player_id=player, currency="EUR"
+                idempotency_key=uuid.uuid4().hex, player_id=account, currency="EUR"
             )
         )
         await wallet.Deposit(
             wallet_service_pb2.DepositRequest(
-                idempotency_key=uuid.uuid4().hex, player_id=player, amount=eur(10**12)
+                idempotency_key=uuid.uuid4().hex, player_id=account, amount=eur(10**12)
             )
         )
         opened = await session.OpenSession(

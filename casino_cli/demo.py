@@ -32,7 +32,7 @@ from game_svc.cards import Card
 from game_svc.outcomes import Game, from_draw
 from game_svc.results import baccarat_result, card_of
 from rng_svc import fairness
-from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
+from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch, platform_player_id
 
 OPERATOR = "demo-operator"
 CURRENCY = "EUR"
@@ -435,7 +435,9 @@ async def play(
             Player(f"demo-player-{n:03d}", session, seat=n if n <= SEATS else 0)
             for n in range(1, players + 1)
         ]
-        await asyncio.gather(*(fund(wallet, p.player_id) for p in crowd))
+        await asyncio.gather(
+            *(fund(wallet, platform_player_id(OPERATOR, p.player_id)) for p in crowd)
+        )
         await asyncio.gather(
             *(p.start(operator, {t: g for t, (_, g) in demo_tables.items()}) for p in crowd)
         )

@@ -58,9 +58,10 @@ class Decisions:
     ) -> session_service_pb2.SubmitDecisionResponse:
         check(request)
         session = principal.session
-        if await self.seating.seat_of(request.table_id, session.player_id) is None:
+        player = session.platform_player_id
+        if await self.seating.seat_of(request.table_id, player) is None:
             raise FailedPrecondition("NOT_AT_TABLE", f"join table {request.table_id} first")
-        name = f"{principal.player_key}\n{request.idempotency_key}"
+        name = f"{player}\n{request.idempotency_key}"
         staking = request.action in EXTRA_STAKED
         with relayed():
             answer = await self.game.SubmitDecision(
@@ -68,20 +69,18 @@ class Decisions:
                     idempotency_key=hashlib.sha256(name.encode()).hexdigest(),
                     table_id=request.table_id,
                     round_id=request.round_id,
-                    player_id=session.player_id,
+                    player_id=player,
                     seat=request.seat,
                     hand=request.hand,
                     action=request.action,
                     extra_bet_id=(
-                        bet_id_of(principal.player_key, f"decision:{request.idempotency_key}")
-                        if staking
-                        else ""
+                        bet_id_of(player, f"decision:{request.idempotency_key}") if staking else ""
                     ),
                 )
             )
         response = session_service_pb2.SubmitDecisionResponse(action=answer.action)
         if not answer.HasField("balance_after"):
-            response.balance.CopyFrom(await self.balance(session.player_id, session.currency))
+            response.balance.CopyFrom(await self.balance(player, session.currency))
             return response
         response.extra_stake.CopyFrom(answer.extra_stake)
         response.balance.CopyFrom(answer.balance_after)
@@ -92,7 +91,7 @@ class Decisions:
         )
         await self.tell(
             request.table_id,
-            session.player_id,
+            player,
             session_service_pb2.WatchTableResponse(balance_changed=changed),
         )
         return response

@@ -87,9 +87,10 @@ class Intake:
         are read in one round trip to the store; the answer waits for the game's."""
         principal, seat = await asyncio.gather(
             self.sessions.admit(claims),
-            self.seating.seat_of(request.table_id, claims.player_id),
+            self.seating.seat_of(request.table_id, claims.platform_player_id),
         )
         session = principal.session
+        player = session.platform_player_id
         check(request, session.currency)
         if seat is None:
             raise FailedPrecondition("NOT_AT_TABLE", f"join table {request.table_id} first")
@@ -100,8 +101,8 @@ class Intake:
             )
         bets = [
             game_pb2.Bet(
-                bet_id=bet_id_of(principal.player_key, bet.client_bet_id),
-                player_id=session.player_id,
+                bet_id=bet_id_of(player, bet.client_bet_id),
+                player_id=player,
                 spot=bet.spot,
                 stake=bet.stake,
             )
@@ -133,7 +134,7 @@ class Intake:
                     )
                 )
         if balance is None:
-            balance = await self.balance(session.player_id, session.currency)
+            balance = await self.balance(player, session.currency)
         response.balance.CopyFrom(balance)
         if accepted:
             changed = session_pb2.BalanceChanged(
@@ -143,10 +144,10 @@ class Intake:
             )
             told = [Response(bet_accepted=taken) for taken in accepted]
             await asyncio.gather(
-                self.book.record(session.player_id, accepted),
+                self.book.record(player, accepted),
                 self.tell(
                     request.table_id,
-                    session.player_id,
+                    player,
                     *told,
                     Response(balance_changed=changed),
                 ),

@@ -170,7 +170,9 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
     ) -> M:
         """Answer a repeat of the same idempotency key with the first answer."""
         idempotency_key: str = request.idempotency_key  # type: ignore[attr-defined]
-        key = self.sessions.key("idem", principal.player_key, method, idempotency_key)
+        key = self.sessions.key(
+            "idem", principal.session.platform_player_id, method, idempotency_key
+        )
 
         async def body() -> bytes:
             return (await run()).SerializeToString()
@@ -409,7 +411,10 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
 
         async def run() -> session_service_pb2.JoinTableResponse:
             media = await self.tables.join(
-                table_id, principal.session.player_id, principal.session.jurisdiction, request.seat
+                table_id,
+                principal.session.platform_player_id,
+                principal.session.jurisdiction,
+                request.seat,
             )
             return session_service_pb2.JoinTableResponse(
                 table_id=table_id, seat=request.seat, media_stream_id=media
@@ -428,7 +433,7 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
         principal = await self._principal(context)
 
         async def run() -> session_service_pb2.LeaveTableResponse:
-            await self.tables.seating.leave(table_id, principal.session.player_id)
+            await self.tables.seating.leave(table_id, principal.session.platform_player_id)
             return session_service_pb2.LeaveTableResponse(table_id=table_id)
 
         return await self._once(
@@ -463,7 +468,8 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
         with relayed():
             reply = await self.feeds.wallet.GetBalance(
                 wallet_service_pb2.GetBalanceRequest(
-                    player_id=principal.session.player_id, currency=principal.session.currency
+                    player_id=principal.session.platform_player_id,
+                    currency=principal.session.currency,
                 )
             )
         return session_service_pb2.GetBalanceResponse(balance=reply.balance, in_play=reply.in_play)
@@ -476,7 +482,7 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
         table_id = _table_id(request)
         principal = await self._principal(context)
         session = principal.session
-        if await self.tables.seating.seat_of(table_id, session.player_id) is None:
+        if await self.tables.seating.seat_of(table_id, session.platform_player_id) is None:
             await self.tables.table(table_id)  # NOT_FOUND for a table that does not exist
             raise FailedPrecondition("NOT_AT_TABLE", f"join table {table_id} first")
         state = await self.sessions.rg_state(principal)
@@ -488,6 +494,6 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
             currency=session.currency,
         )
         async for message in self.feeds.stream(
-            table_id, session.player_id, request.from_sequence, reminders
+            table_id, session.platform_player_id, request.from_sequence, reminders
         ):
             yield message

@@ -34,6 +34,7 @@ from session_svc.tokens import (
     TokenError,
     VerifyKey,
     issue_session,
+    platform_player_id,
     verify_launch,
     verify_session,
 )
@@ -70,6 +71,10 @@ class Session:
     locale: str = ""
     closed_at: float | None = None
 
+    @property
+    def platform_player_id(self) -> str:
+        return platform_player_id(self.operator_id, self.player_id)
+
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
 
@@ -94,10 +99,6 @@ class Principal:
     """The session record as stored, for compare-and-set."""
     rg: RgState
     """The player's responsible-gaming state, read with the session."""
-
-    @property
-    def player_key(self) -> str:
-        return f"{self.session.operator_id}:{self.session.player_id}"
 
 
 def rfc3339(at: float) -> str:
@@ -276,7 +277,6 @@ class Sessions:
         """The caller of verified ``claims``: its session still open and the player not
         excluded, read in one round trip with the charge of its rate limit."""
         now = self.clock()
-        player_key = f"{claims.operator_id}:{claims.player_id}"
         stored, bucket = await asyncio.gather(
             self.store.get_many(
                 [
@@ -285,7 +285,9 @@ class Sessions:
                 ]
             ),
             self.store.take_token(
-                self.key("rate", player_key), self.policy.rate_per_s, self.policy.rate_burst
+                self.key("rate", claims.platform_player_id),
+                self.policy.rate_per_s,
+                self.policy.rate_burst,
             ),
         )
         raw_session, raw_rg = stored

@@ -34,6 +34,7 @@ SESSION_ISSUER = "casino.session"
 CLOCK_SKEW_S = 30
 """Tolerated difference between the operator's clock and ours, for ``iat`` and ``nbf``."""
 
+_OPERATOR = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PLAYER = re.compile(r"^[\x21-\x7e]{1,128}$")
 _NONCE = re.compile(r"^[\x21-\x7e]{16,128}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -224,6 +225,13 @@ def verify_launch(
     )
 
 
+def platform_player_id(operator_id: str, player_id: str) -> str:
+    """The id the rest of the platform knows a player by (wallet account, seat, bets,
+    streams): operators name their players independently, so two operators' "alice" must
+    never share an account. Operators fund this account in the wallet."""
+    return f"{operator_id}:{player_id}"
+
+
 @dataclass(frozen=True)
 class SessionClaims:
     """Who a session token speaks for, and until when."""
@@ -235,6 +243,10 @@ class SessionClaims:
     jurisdiction: str
     issued_at: int
     expires_at: int
+
+    @property
+    def platform_player_id(self) -> str:
+        return platform_player_id(self.operator_id, self.player_id)
 
     def to_claims(self) -> dict[str, Any]:
         return {
@@ -292,6 +304,11 @@ def parse_operator_keys(text: str) -> dict[str, VerifyKey]:
         raise ValueError("operator keys must be a JSON object keyed by operator id")
     keys: dict[str, VerifyKey] = {}
     for operator_id, entry in entries.items():
+        if not _OPERATOR.match(operator_id):
+            raise ValueError(
+                f"operator id {operator_id!r}: 1 to 64 letters, digits, '.', '_' or '-' "
+                "(it prefixes the operator's player ids: a ':' would make two players one)"
+            )
         try:
             keys[operator_id] = _operator_key(entry)
         except (TokenError, ValueError, TypeError, KeyError) as error:

@@ -53,14 +53,14 @@ async def test_a_double_is_staked_once_whichever_node_the_retry_reaches(d: Deplo
     events = Events(game_service_pb2_grpc.GameServiceStub(d.game), table_id)
     try:
         who, outsider = await player(d, 0), await player(d, 1)
-        await casino.fund(who.player_id, 10_000)
+        await casino.fund(who.account, 10_000)
         await join(d, who, table_id, seat=1, node=0)
         for _ in range(6):  # until a round asks for a decision that allows DOUBLE
             opened = await events.wait_for(
                 lambda e: e.HasField("round_opened") and not events.of(e.round_id, "bets_closed")
             )
             round_id = opened.round_id
-            before = await casino.balance(who.player_id)
+            before = await casino.balance(who.account)
             placed = await d.stub(0).PlaceBets(
                 pb.PlaceBetsRequest(
                     idempotency_key=key(),
@@ -110,7 +110,7 @@ async def test_a_double_is_staked_once_whichever_node_the_retry_reaches(d: Deplo
         assert first == again
         assert first.extra_stake.amount_minor == 1_000
         assert first.balance.amount_minor == before - 2_000
-        assert await casino.balance(who.player_id) == before - 2_000  # the double staked once
+        assert await casino.balance(who.account) == before - 2_000  # the double staked once
 
         # A second decision on the finished hand is the game's refusal, relayed.
         details = await failure(
@@ -121,9 +121,9 @@ async def test_a_double_is_staked_once_whichever_node_the_retry_reaches(d: Deplo
             "DECISION_NOT_EXPECTED",
         )
         settled = await events.wait_for(payload("round_settled", round_id), timeout=60)
-        mine = [b for b in settled.round_settled.bets if b.player_id == who.player_id]
+        mine = [b for b in settled.round_settled.bets if b.player_id == who.account]
         assert len(mine) == 2  # the seat bet and the double's extra bet
         change = sum(b.payout.amount_minor - b.stake.amount_minor for b in mine)
-        assert await casino.balance(who.player_id) == before + change
+        assert await casino.balance(who.account) == before + change
     finally:
         await events.close()

@@ -22,6 +22,7 @@ from casino.wallet.v1 import wallet_service_pb2
 from casino_cli.platform import Platform
 from game_svc import roulette
 from game_svc.bets import BetType, Spot
+from session_svc.tokens import platform_player_id
 from tests.conftest import REDIS_URL
 from tests.game_svc.rounds_helpers import Casino, Events, eur, on_postgres, payload, rng_table
 from tests.session_svc.operator import Operator, operator_keys_json
@@ -53,6 +54,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
 class Player:
     def __init__(self, player_id: str, session: session_service_pb2_grpc.SessionServiceStub):
         self.player_id = player_id
+        self.account = platform_player_id(OPERATOR.operator_id, player_id)
         self.session = session
         self.token = ""
         self.accepted: dict[str, tuple[str, bet_pb2.BetSpot, int]] = {}
@@ -115,7 +117,9 @@ async def test_every_accepted_bet_is_settled_once_and_the_books_balance(platform
         casino = Casino(game, wallet)
         session = session_service_pb2_grpc.SessionServiceStub(session_channel)
         table_id = await casino.table(rng_table(name="full path", window_s=5))
-        players = [Player(await casino.player(DEPOSIT), session) for _ in range(PLAYERS)]
+        players = [Player(f"p-{n}-{uuid.uuid4().hex[:8]}", session) for n in range(PLAYERS)]
+        for player in players:
+            await casino.fund(player.account, DEPOSIT)
         gate = asyncio.Semaphore(32)
 
         async def join(player: Player) -> None:
@@ -163,7 +167,7 @@ async def test_every_accepted_bet_is_settled_once_and_the_books_balance(platform
                     ).payout
                     assert paid == win
                     expected += paid - stake
-                assert await casino.balance(player.player_id) == expected
+                assert await casino.balance(player.account) == expected
             report = await casino.wallet_admin.Reconcile(
                 wallet_service_pb2.ReconcileRequest(), timeout=30
             )

@@ -53,7 +53,7 @@ async def test_a_bet_is_staked_once_whichever_node_the_retry_reaches(d: Deployme
     events = Events(game_service_pb2_grpc.GameServiceStub(d.game), table_id)
     try:
         who = await player(d, 0)
-        await casino.fund(who.player_id, 10_000)
+        await casino.fund(who.account, 10_000)
         await join(d, who, table_id, node=0)
         stream = watch(d, who, table_id, node=1)
         round_id = (await events.wait_for(payload("round_opened"))).round_id
@@ -68,7 +68,7 @@ async def test_a_bet_is_staked_once_whichever_node_the_retry_reaches(d: Deployme
         assert again.results[0].bet_id == first.results[0].bet_id
         assert again.results[0].status == bet_pb2.BET_STATUS_ACCEPTED
         assert first.balance.amount_minor == 9_000
-        assert await casino.balance(who.player_id) == 9_000  # staked once
+        assert await casino.balance(who.account) == 9_000  # staked once
 
         told = []
         while not any(m.HasField("bet_accepted") for m in told):
@@ -76,6 +76,51 @@ async def test_a_bet_is_staked_once_whichever_node_the_retry_reaches(d: Deployme
         accepted = next(m.bet_accepted for m in told if m.HasField("bet_accepted"))
         assert (accepted.client_bet_id, accepted.round_id) == ("my-1", round_id)
         stream.cancel()
+    finally:
+        await events.close()
+
+
+async def test_two_operators_players_of_one_name_share_no_money_and_no_seat(
+    d: Deployment,
+) -> None:
+    """Operators name their players independently: the rival's "alice" neither stakes our
+    alice's money nor frees her seat."""
+    casino = Casino(d.game, d.wallet)
+    table_id = await table(d, rng_table(name="two operators", window_s=20))
+    events = Events(game_service_pb2_grpc.GameServiceStub(d.game), table_id)
+    try:
+        name = f"alice-{key()[:8]}"
+        ours, theirs = (
+            await player(d, 0, player_id=name),
+            await player(d, 1, operator=d.rival, player_id=name),
+        )
+        assert ours.account != theirs.account
+        await casino.fund(ours.account, 10_000)
+        await join(d, ours, table_id, node=0)
+        await join(d, theirs, table_id, node=1)
+        round_id = (await events.wait_for(payload("round_opened"))).round_id
+
+        refused = await d.stub(1).PlaceBets(
+            bets(table_id, round_id, red("same-id")), metadata=auth(theirs.token), timeout=10
+        )
+        assert refused.results[0].status == bet_pb2.BET_STATUS_REJECTED
+        assert await casino.balance(ours.account) == 10_000
+        details = await failure(
+            d.stub(0).GetBalance(pb.GetBalanceRequest(), metadata=auth(theirs.token), timeout=10)
+        )
+        assert details.reason == "ACCOUNT_NOT_FOUND"
+
+        await d.stub(1).LeaveTable(
+            pb.LeaveTableRequest(idempotency_key=key(), table_id=table_id),
+            metadata=auth(theirs.token),
+            timeout=10,
+        )
+        placed = await d.stub(0).PlaceBets(
+            bets(table_id, round_id, red("same-id")), metadata=auth(ours.token), timeout=10
+        )
+        assert placed.results[0].status == bet_pb2.BET_STATUS_ACCEPTED
+        assert placed.results[0].bet_id != refused.results[0].bet_id
+        assert await casino.balance(ours.account) == 9_000
     finally:
         await events.close()
 
@@ -88,7 +133,7 @@ async def test_bets_are_checked_before_they_reach_the_game(d: Deployment) -> Non
         round_id = (await events.wait_for(payload("round_opened"))).round_id
         outsider, excluded = await player(d, 0), await player(d, 1)
         for who in (outsider, excluded):
-            await casino.fund(who.player_id, 10_000)
+            await casino.fund(who.account, 10_000)
         details = await failure(
             d.stub(0).PlaceBets(
                 bets(table_id, round_id, red("x")), metadata=auth(outsider.token), timeout=10
@@ -125,6 +170,6 @@ async def test_bets_are_checked_before_they_reach_the_game(d: Deployment) -> Non
         )
         assert details.code == grpc.StatusCode.UNAUTHENTICATED
         for who in (outsider, excluded):
-            assert await casino.balance(who.player_id) == 10_000  # nothing changed
+            assert await casino.balance(who.account) == 10_000  # nothing changed
     finally:
         await events.close()

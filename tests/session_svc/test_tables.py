@@ -28,6 +28,7 @@ from session_svc.feed import Feeds, FeedSettings
 from session_svc.sessions import Sessions
 from session_svc.store import RedisStore
 from session_svc.tables import Seating, SeatingPolicy, Tables
+from session_svc.tokens import platform_player_id
 from tests.conftest import REDIS_URL
 from tests.game_svc.test_service import studio_table
 from tests.session_svc.conftest import delete_prefix
@@ -44,6 +45,8 @@ class Deployment:
     """Two session processes on one Redis, over real game, wallet and RNG processes."""
 
     operator: Operator
+    rival: Operator
+    """A second operator whose players may share the first one's player ids."""
     prefix: str
     addresses: list[str]
     channels: list[grpc.aio.Channel]
@@ -56,14 +59,14 @@ class Deployment:
 
 @pytest_asyncio.fixture(scope="module")
 async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
-    operator = Operator("op-tables")
+    operator, rival = Operator("op-tables"), Operator("op-rival")
     prefix = f"test:session:{uuid.uuid4().hex}:"
     running = Platform(
         data_dir=tmp_path_factory.mktemp("tables"),
         packages=("rng_svc", "wallet_svc", "game_svc", "session_svc"),
         free_ports=True,
         env={
-            "CASINO_OPERATOR_KEYS": operator_keys_json(operator),
+            "CASINO_OPERATOR_KEYS": operator_keys_json(operator, rival),
             "CASINO_KEY_PREFIX": prefix,
             "CASINO_REDIS_URL": REDIS_URL,
             "CASINO_SESSION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
@@ -81,7 +84,7 @@ async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         channels = [grpc.aio.insecure_channel(a) for a in addresses]
         game = grpc.aio.insecure_channel(running.addresses["game_svc"])
         wallet = grpc.aio.insecure_channel(running.addresses["wallet_svc"])
-        yield Deployment(operator, prefix, addresses, channels, game, wallet)
+        yield Deployment(operator, rival, prefix, addresses, channels, game, wallet)
         for channel in [*channels, game, wallet]:
             await channel.close()
     finally:
@@ -109,21 +112,30 @@ async def failure(call: object) -> ErrorDetails:
 
 @dataclass
 class Player:
-    player_id: str
     token: str
+    account: str
+    """The id the platform knows the player by (operator:player): wallet account, seat, bets."""
 
 
-async def player(d: Deployment, node: int = 0, jurisdiction: str = "MT") -> Player:
-    player_id = f"player-{uuid.uuid4().hex[:12]}"
+async def player(
+    d: Deployment,
+    node: int = 0,
+    jurisdiction: str = "MT",
+    operator: Operator | None = None,
+    player_id: str = "",
+) -> Player:
+    """A player with an open session, of ``operator`` (default: the deployment's own)."""
+    operator = operator or d.operator
+    player_id = player_id or f"player-{uuid.uuid4().hex[:12]}"
     opened = await d.stub(node).OpenSession(
         pb.OpenSessionRequest(
             idempotency_key=key(),
-            operator_id=d.operator.operator_id,
-            launch_token=d.operator.launch_token(player_id, jur=jurisdiction),
+            operator_id=operator.operator_id,
+            launch_token=operator.launch_token(player_id, jur=jurisdiction),
         ),
         timeout=10,
     )
-    return Player(player_id, opened.session_token)
+    return Player(opened.session_token, platform_player_id(operator.operator_id, player_id))
 
 
 async def table(d: Deployment, config: game_pb2.TableConfig) -> str:
@@ -364,14 +376,14 @@ async def test_the_balance_is_the_callers_own(d: Deployment) -> None:
     wallet = wallet_service_pb2_grpc.WalletServiceStub(d.wallet)
     await wallet.OpenAccount(
         wallet_service_pb2.OpenAccountRequest(
-            idempotency_key=key(), player_id=rich.player_id, currency="EUR"
+            idempotency_key=key(), player_id=rich.account, currency="EUR"
         ),
         timeout=10,
     )
     await wallet.Deposit(
         wallet_service_pb2.DepositRequest(
             idempotency_key=key(),
-            player_id=rich.player_id,
+            player_id=rich.account,
             amount=common_pb2.Money(amount_minor=12_345, currency="EUR"),
             external_ref=key(),
         ),
@@ -520,7 +532,7 @@ async def test_personal_messages_reach_the_stream_from_any_node(d: Deployment) -
         FeedSettings(),
     )
     accepted = session_pb2.BetAccepted(bet_id="b-1", client_bet_id="c-1", round_id="r-1")
-    await feeds.tell(table_id, who.player_id, pb.WatchTableResponse(bet_accepted=accepted))
+    await feeds.tell(table_id, who.account, pb.WatchTableResponse(bet_accepted=accepted))
     (message,) = await take(call, 1)
     assert message.sequence == 4
     assert message.bet_accepted == accepted
@@ -548,14 +560,14 @@ async def test_a_settled_bet_reaches_its_player_with_the_client_bet_id(d: Deploy
     wallet = wallet_service_pb2_grpc.WalletServiceStub(d.wallet)
     await wallet.OpenAccount(
         wallet_service_pb2.OpenAccountRequest(
-            idempotency_key=key(), player_id=who.player_id, currency="EUR"
+            idempotency_key=key(), player_id=who.account, currency="EUR"
         ),
         timeout=10,
     )
     await wallet.Deposit(
         wallet_service_pb2.DepositRequest(
             idempotency_key=key(),
-            player_id=who.player_id,
+            player_id=who.account,
             amount=common_pb2.Money(amount_minor=10_000, currency="EUR"),
             external_ref=key(),
         ),
@@ -578,7 +590,7 @@ async def test_a_settled_bet_reaches_its_player_with_the_client_bet_id(d: Deploy
     try:
         book = BetBook(store, lambda *parts: d.prefix + ":".join(parts))
         await book.record(
-            who.player_id,
+            who.account,
             [
                 session_pb2.BetAccepted(
                     bet_id=bet_id, client_bet_id="mine-1", round_id=round_id, spot=spot, stake=stake
@@ -594,7 +606,7 @@ async def test_a_settled_bet_reaches_its_player_with_the_client_bet_id(d: Deploy
             batch_id="batch-1",
             table_id=table_id,
             round_id=round_id,
-            bets=[game_pb2.Bet(bet_id=bet_id, player_id=who.player_id, spot=spot, stake=stake)],
+            bets=[game_pb2.Bet(bet_id=bet_id, player_id=who.account, spot=spot, stake=stake)],
         )
     )
     (result,) = (await asyncio.wait_for(placing.read(), 10)).results

@@ -144,6 +144,8 @@ def test_a_launch_token_is_not_a_session_token() -> None:
         ('{"o": {"alg": "HS256", "secret": "c2hvcnQ"}}', "32 bytes"),
         ('{"o": {"alg": "EdDSA", "public_key": "AAAA"}}', "32 bytes"),
         ('{"o": {"alg": "HS256"}}', "'o'"),
+        ('{"acme:eu": {"alg": "HS256", "secret": "c2hvcnQ"}}', "operator id 'acme:eu'"),
+        ('{"": {"alg": "HS256", "secret": "c2hvcnQ"}}', "operator id ''"),
     ],
 )
 def test_bad_operator_key_files_are_refused_at_start(text: str, match: str) -> None:
