@@ -87,9 +87,17 @@ class ServiceProcess:
             )
             waiting.cancel()
             exited.cancel()
-        if waiting not in done or not waiting.done() or waiting.cancelled():
-            why = "exited" if exited in done else f"not SERVING after {timeout_s:.0f} s"
-            raise StartError(f"{self.package} {why}; its log ends:\n{self.log_tail()}")
+        if waiting in done and waiting.exception() is None and exited not in done:
+            return
+        # A process that fails to start may answer a last health check with an error (its
+        # server stopping under the call) before it exits: that is a failed start too.
+        if exited in done:
+            why = "exited"
+        elif waiting in done:
+            why = f"failed its health check ({waiting.exception()!r})"
+        else:
+            why = f"not SERVING after {timeout_s:.0f} s"
+        raise StartError(f"{self.package} {why}; its log ends:\n{self.log_tail()}")
 
     async def terminate(self, timeout_s: float = 10.0) -> int:
         if self.process.returncode is None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from casino_cli.platform import SERVICES, Platform, free_port
+from casino_cli.platform import SERVICES, Platform, ServiceProcess, StartError, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -85,3 +86,19 @@ async def test_sigterm_drains_and_exits_zero(platform: Platform, package: str) -
         assert time.monotonic() - signalled < 5
     finally:
         await instance.terminate()
+
+
+async def test_a_failing_health_check_is_a_failed_start(tmp_path: Path) -> None:
+    """A process whose server answers the health check with an error (here: no health
+    service at all; in life, a server stopping under the call) has not started."""
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    alive = await asyncio.create_subprocess_exec("sleep", "30")
+    instance = ServiceProcess("rng_svc", f"127.0.0.1:{port}", tmp_path / "rng.log", alive)
+    try:
+        with pytest.raises(StartError, match="rng_svc failed its health check"):
+            await instance.wait_serving(10)
+    finally:
+        await instance.terminate()
+        await server.stop(None)
