@@ -10,6 +10,11 @@ RPCs queue their callbacks; a batch that waits for the database a dozen times pe
 transaction would wait behind all of them each time. On its own loop it waits only for the
 database, and batch latency stays a few round trips.
 
+With ``lanes`` above one, that many batches run at once, each in its own transaction: while
+one waits for the database, the next is prepared and sent, so the process and the database
+work side by side instead of taking turns. That is safe wherever two replicas of the service
+would be (``execute`` locks what it changes); a store with one write lock (SQLite) uses one.
+
 ``execute`` decides each request on its own and returns one outcome per request (an answer,
 or an exception for that request alone): a refused request never fails its neighbours. If
 ``execute`` itself raises (the database refused the transaction: a unique violation from a
@@ -63,6 +68,7 @@ class GroupCommitter(Generic[C, R]):
         *,
         window_s: float = 0.0,
         max_batch: int = 1000,
+        lanes: int = 1,
         retries: int = 2,
         retryable: Callable[[BaseException], bool] = lambda _: True,
         on_start: Callable[[], Awaitable[None]] | None = None,
@@ -71,6 +77,7 @@ class GroupCommitter(Generic[C, R]):
         self._execute = execute
         self._window_s = window_s
         self._max_batch = max_batch
+        self._lanes = lanes
         self._retries = retries
         self._retryable = retryable
         self._on_start = on_start
@@ -82,6 +89,8 @@ class GroupCommitter(Generic[C, R]):
         self._signalled = False
         """A wake-up is on its way to the writer: later requests need not send another."""
         self._wakeup: asyncio.Event | None = None
+        self._stopped = False
+        """A lane took the stop marker: the others end after their batch."""
         self._thread: threading.Thread | None = None
         self._closing = False
         self.batches = 0
@@ -168,17 +177,24 @@ class GroupCommitter(Generic[C, R]):
         self._loop = asyncio.get_running_loop()
         self._main.call_soon_threadsafe(_resolve, started, None)
         try:
-            stopping = False
-            while not stopping:
-                batch, stopping = await self._gather()
-                if batch:
-                    await self._run_batch(batch)
+            await asyncio.gather(*(self._lane() for _ in range(self._lanes)))
         finally:
             self._loop = None
             for pending in self._drain():
                 self._deliver([(pending, Stopped("the wallet stopped"))])
             if self._on_stop is not None:
                 await self._on_stop()
+
+    async def _lane(self) -> None:
+        while True:
+            batch, stopping = await self._gather()
+            if batch:
+                await self._run_batch(batch)
+            if stopping:
+                self._stopped = True
+                assert self._wakeup is not None
+                self._wakeup.set()  # the lanes waiting for work end too
+                return
 
     def _drain(self) -> list[_Pending[C, R]]:
         left = []
@@ -195,6 +211,8 @@ class GroupCommitter(Generic[C, R]):
             # Re-arm before looking: a request queued after the look sends a new wake-up.
             self._wakeup.clear()
             self._signalled = False
+            if self._stopped:
+                return [], True
             if self._pending:
                 break
             await self._wakeup.wait()

@@ -54,12 +54,14 @@ class Wallet:
         cooling_s: float,
         window_s: float,
         max_batch: int,
+        writers: int = 1,
         pool_size: int = 10,
         clock_us: Callable[[], int] = now_us,
     ) -> None:
         self.url = url
         self.store = Store(create_engine(url, pool_size=pool_size))
         """Reads, on the server's loop."""
+        self.writers = writers if self.store.postgres else 1  # SQLite has one write lock
         self.writer: Store | None = None
         """Batches, on the group committer's own loop (connections belong to one loop)."""
         self.zone = zone
@@ -70,6 +72,7 @@ class Wallet:
             self._execute,
             window_s=window_s,
             max_batch=max_batch,
+            lanes=self.writers,
             retryable=lambda error: isinstance(error, DBAPIError | StaleRead | pgbatch.DriverError),
             on_start=self._open_writer,
             on_stop=self._close_writer,
@@ -85,7 +88,7 @@ class Wallet:
         await self.store.close()
 
     async def _open_writer(self) -> None:
-        self.writer = Store(create_engine(self.url, pool_size=2))
+        self.writer = Store(create_engine(self.url, pool_size=self.writers))
 
     async def _close_writer(self) -> None:
         if self.writer is not None:

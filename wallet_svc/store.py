@@ -78,6 +78,11 @@ def _session_settings(engine: AsyncEngine) -> None:
         dbapi_connection.run_async(_apply)
 
 
+def _pg(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under a write connection (PostgreSQL)."""
+    return connection.info["asyncpg"]
+
+
 async def _discard(connection: AsyncConnection) -> None:
     """Close a writer connection for good, never back to the pool: it may be broken, or still
     inside the transaction ``writing`` began by hand."""
@@ -106,10 +111,8 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._writer: AsyncConnection | None = None
-        self._pg: Any = None
-        """The writer's asyncpg connection, under ``_writer`` (PostgreSQL): the batch's
-        statements run on it straight (see ``pgbatch``)."""
+        self._writers: list[AsyncConnection] = []
+        """Open write connections not running a batch now."""
         self.postgres = engine.dialect.name == "postgresql"
         if self.postgres:
             _session_settings(engine)
@@ -120,43 +123,45 @@ class Store:
         await migrate(self.engine, "wallet_svc")
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await _discard(self._writer)
-            self._writer = self._pg = None
+        while self._writers:
+            await _discard(self._writers.pop())
         await self.engine.dispose()
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction, committed when the block ends without error.
 
-        The batches of one writer share one connection, kept open: a pool checkout would
-        cost a liveness round trip per batch. After any failure it is dropped (which rolls
-        its transaction back) and the next batch opens a fresh one. On PostgreSQL the
-        connection always has a transaction open: a batch commits and begins the next
-        transaction in one round trip, so BEGIN is off the batch's path.
+        Write connections are kept open and reused (a pool checkout would cost a liveness
+        round trip per batch), one per batch running at once. After any failure the
+        connection is dropped (which rolls its transaction back) and a later batch opens a
+        fresh one. On PostgreSQL a write connection always has a transaction open: a batch
+        commits and begins the next transaction in one round trip, so BEGIN is off the
+        batch's path, and its statements run on the asyncpg connection straight (see
+        ``pgbatch``).
         """
-        connection = self._writer
-        if connection is None:
-            connection = await self.engine.connect()
-            if self.postgres:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                raw = await connection.get_raw_connection()
-                self._pg = raw.driver_connection
-                await self._pg.execute("BEGIN")
-            else:
-                await connection.execution_options(sqlite_begin="IMMEDIATE")
-            self._writer = connection
+        connection = self._writers.pop() if self._writers else await self._open_writer()
         try:
             if self.postgres:
                 yield connection
-                await self._pg.execute("COMMIT; BEGIN")
+                await _pg(connection).execute("COMMIT; BEGIN")
             else:
                 async with connection.begin():
                     yield connection
         except BaseException:
-            self._writer = self._pg = None
             await _discard(connection)
             raise
+        self._writers.append(connection)
+
+    async def _open_writer(self) -> AsyncConnection:
+        connection = await self.engine.connect()
+        if self.postgres:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await connection.get_raw_connection()
+            connection.info["asyncpg"] = raw.driver_connection
+            await raw.driver_connection.execute("BEGIN")
+        else:
+            await connection.execution_options(sqlite_begin="IMMEDIATE")
+        return connection
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
@@ -213,7 +218,7 @@ class Store:
         (locked on PostgreSQL; SQLite's writer holds the whole database)."""
         needs = Needs(commands)
         if self.postgres:
-            return await pgbatch.load(self._pg, keys, needs, window)
+            return await pgbatch.load(_pg(conn), keys, needs, window)
         stored: dict[tuple[str, str], Stored] = {}
         if keys:
             query = select(idempotency).where(idempotency.c.key.in_(set(keys)))
@@ -270,7 +275,7 @@ class Store:
     async def write(self, conn: AsyncConnection, state: State, now_us: int) -> None:
         """Write back everything the batch created or changed, parents first."""
         if self.postgres:
-            await pgbatch.write(self._pg, state, now_us)
+            await pgbatch.write(_pg(conn), state, now_us)
             return
         new, changed = state.changed("player")
         await self._insert(conn, players, rows.PLAYER, [rows.player(state.players[k]) for k in new])

@@ -17,7 +17,11 @@ async def test_the_bank_adds_up_under_concurrency(backend: str, tmp_path: Path) 
         async with running_wallet(tmp_path) as wallet:
             await _run(Bank(wallet.client, wallet.database_url, seed=11))
         return
-    async with postgres_database() as url, running_wallet(tmp_path, url) as wallet:
+    # Two writer lanes: batches on the same rows commit side by side, as two replicas' would.
+    async with (
+        postgres_database() as url,
+        running_wallet(tmp_path, url, CASINO_WRITERS="2") as wallet,
+    ):
         await _run(Bank(wallet.client, wallet.database_url, seed=12))
 
 

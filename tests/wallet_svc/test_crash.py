@@ -32,7 +32,11 @@ async def _kill_and_restart(wallet: RunningWallet, rng: random.Random, kills: li
 
 async def test_killed_midway_every_request_converges_to_one_effect(tmp_path: Path) -> None:
     kills: list[float] = []
-    async with postgres_database() as url, running_wallet(tmp_path, url) as wallet:
+    # Two writer lanes: a kill can land with two transactions in flight.
+    async with (
+        postgres_database() as url,
+        running_wallet(tmp_path, url, CASINO_WRITERS="2") as wallet,
+    ):
         bank = Bank(wallet.client, wallet.database_url, seed=31, retry=True)
         rng = random.Random(31)
         await bank.run(

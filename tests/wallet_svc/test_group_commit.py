@@ -28,11 +28,18 @@ class Ledger:
         self.committed: list[str] = []
         self.threads: set[str] = set()
         self.down_for = 0
+        self.running = 0
+        self.most_at_once = 0
 
     async def execute(self, commands: Sequence[str]) -> list[str | BaseException]:
         self.threads.add(threading.current_thread().name)
         self.batches.append(list(commands))
-        await asyncio.sleep(0.002)  # the commit
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(0.002)  # the commit
+        finally:
+            self.running -= 1
         if self.down_for > 0:
             self.down_for -= 1
             raise DatabaseDown("connection lost")
@@ -50,11 +57,16 @@ class Ledger:
         return outcomes
 
 
-@pytest_asyncio.fixture
-async def ledger() -> AsyncIterator[tuple[Ledger, GroupCommitter[str, str]]]:
+@pytest_asyncio.fixture(params=[1, 2], ids=["one-lane", "two-lanes"])
+async def ledger(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Ledger, GroupCommitter[str, str]]]:
     fake = Ledger()
     committer: GroupCommitter[str, str] = GroupCommitter(
-        fake.execute, retryable=lambda e: isinstance(e, DatabaseDown), retries=2
+        fake.execute,
+        retryable=lambda e: isinstance(e, DatabaseDown),
+        retries=2,
+        lanes=request.param,
     )
     await committer.start()
     yield fake, committer
@@ -65,11 +77,18 @@ async def test_concurrent_requests_share_batches(
     ledger: tuple[Ledger, GroupCommitter[str, str]],
 ) -> None:
     fake, committer = ledger
-    results = await asyncio.gather(*(committer.submit(f"c{i}") for i in range(200)))
+    submitted = []
+    for wave in range(20):  # arriving while earlier batches commit
+        submitted += [
+            asyncio.ensure_future(committer.submit(f"c{wave * 10 + i}")) for i in range(10)
+        ]
+        await asyncio.sleep(0.001)
+    results = await asyncio.gather(*submitted)
     assert results == [f"ok:c{i}" for i in range(200)]
     assert sorted(fake.committed) == sorted(f"c{i}" for i in range(200))
     assert len(fake.batches) < 50
     assert fake.threads == {"group-commit"}
+    assert fake.most_at_once == committer._lanes  # while one batch commits, the next runs
 
 
 async def test_a_retry_right_after_its_first_attempt_runs_without_waiting(
@@ -137,9 +156,10 @@ async def test_the_same_key_never_shares_a_batch(
     assert fake.committed.index("k-first") < fake.committed.index("k-retry")
 
 
-async def test_stop_finishes_what_was_queued_and_refuses_the_rest() -> None:
+@pytest.mark.parametrize("lanes", [1, 2])
+async def test_stop_finishes_what_was_queued_and_refuses_the_rest(lanes: int) -> None:
     fake = Ledger()
-    committer: GroupCommitter[str, str] = GroupCommitter(fake.execute)
+    committer: GroupCommitter[str, str] = GroupCommitter(fake.execute, lanes=lanes)
     await committer.start()
     running = [asyncio.ensure_future(committer.submit(f"q{i}")) for i in range(20)]
     await asyncio.sleep(0)
