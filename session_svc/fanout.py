@@ -133,6 +133,13 @@ class FanoutHub(Generic[E, S]):
         stream.wake.set()
         return True
 
+    def resync(self, table_id: str) -> None:
+        """Every stream of ``table_id`` goes on from a snapshot (it may have missed
+        something)."""
+        table = self._tables.get(table_id)
+        for stream in () if table is None else table.streams.values():
+            stream.resync(self._sequence_of)
+
     def watching(self, table_id: str) -> list[str]:
         """The streams of ``table_id`` connected to this process now."""
         table = self._tables.get(table_id)

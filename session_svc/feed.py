@@ -160,7 +160,13 @@ class Feeds:
                 helper.cancel()
 
     async def _personal(self, table_id: str) -> None:
+        subscribed = False
         async for raw in self.store.subscribe(self._channel(table_id)):
+            if raw is None:
+                if subscribed:  # the channel was lost: what it carried meanwhile is gone,
+                    self.hub.resync(table_id)  # but a snapshot holds its bets and balance
+                subscribed = True
+                continue
             message = json.loads(raw)
             self.hub.push(table_id, message["p"], Item(0, base64.b64decode(message["b"])))
 

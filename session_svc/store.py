@@ -14,6 +14,8 @@ import contextlib
 import functools
 import hashlib
 import math
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -22,13 +24,27 @@ from typing import Any, Protocol, cast
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from casino_kit.batching import Batcher
+from casino_kit.errors import Unavailable
+from casino_kit.logs import get_logger
 
 MAX_REDIS_CONNECTIONS = 64
 MAX_PIPELINE_CALLERS = 500
 """Callers whose commands share one pipeline, at most."""
+HEALTH_CHECK_S = 1.0
+"""A connection idle this long is checked (PING) before use: one Redis dropped while it was
+idle (a restart, a failover) is replaced before a player's call is sent on it."""
+RESUBSCRIBE_S = 0.5
+"""Wait before subscribing again after a subscription was lost."""
+_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,8 +120,13 @@ class Store(Protocol):
         node."""
         ...
 
-    def subscribe(self, channel: str) -> AsyncIterator[str]:
-        """The messages of ``channel`` from now on, until the iterator is closed."""
+    def subscribe(self, channel: str) -> AsyncIterator[str | None]:
+        """The messages of ``channel`` from now on, until the iterator is closed.
+
+        ``None`` comes first, once the subscription is in place, and again whenever it was
+        lost and is back: messages published in between are gone, and only the subscriber
+        knows how to make up for them.
+        """
         ...
 
     async def close(self) -> None: ...
@@ -256,10 +277,11 @@ class MemoryStore:
             for message in messages:
                 queue.put_nowait(message)
 
-    async def subscribe(self, channel: str) -> AsyncIterator[str]:
+    async def subscribe(self, channel: str) -> AsyncIterator[str | None]:
         queue: asyncio.Queue[str] = asyncio.Queue()
         self._channels.setdefault(channel, set()).add(queue)
         try:
+            yield None
             while True:
                 yield await queue.get()
         finally:
@@ -397,18 +419,30 @@ class RedisStore:
         )
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
+    def from_url(cls, url: str, name: str = "") -> RedisStore:
+        """``name`` is what Redis lists this process's connections as (``CLIENT LIST``);
+        by default ``session_svc:<host>:<pid>``."""
         # Calls wait for a free connection rather than fail: a burst of players must queue,
         # not open thousands of connections or see errors.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=MAX_REDIS_CONNECTIONS, timeout=10
+            url,
+            decode_responses=True,
+            max_connections=MAX_REDIS_CONNECTIONS,
+            timeout=10,
+            health_check_interval=HEALTH_CHECK_S,
+            retry=Retry(NoBackoff(), 1),  # a failed check reconnects once
+            client_name=name or f"session_svc:{socket.gethostname()}:{os.getpid()}",
         )
         return cls(aioredis.Redis.from_pool(pool))
 
     async def _run(self, commands: Commands) -> list[Any]:
         """The replies of ``commands``, sent with other callers' commands; an error reply
-        raises."""
-        replies = await self._batcher.submit(commands)
+        raises, an unreachable Redis is UNAVAILABLE (the caller may retry)."""
+        try:
+            replies = await self._batcher.submit(commands)
+        except _LOST as error:
+            log.warning("session store unreachable", error=str(error))
+            raise Unavailable("STORAGE_UNAVAILABLE", "the session store is unreachable") from error
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
@@ -496,17 +530,26 @@ class RedisStore:
     async def publish(self, channel: str, *messages: str) -> None:
         await self._run(lambda p: [p.publish(channel, message) for message in messages])
 
-    async def subscribe(self, channel: str) -> AsyncIterator[str]:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(channel)
-        try:
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    yield str(message["data"])
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.unsubscribe(channel)
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def subscribe(self, channel: str) -> AsyncIterator[str | None]:
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                # redis-py would reconnect and resubscribe silently, hiding the gap.
+                pubsub.connection.retry = Retry(NoBackoff(), 0)  # type: ignore[attr-defined]
+                yield None
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        yield str(message["data"])
+            except _LOST as error:
+                log.warning(
+                    "subscription lost; subscribing again", channel=channel, error=str(error)
+                )
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.unsubscribe(channel)
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(RESUBSCRIBE_S)
 
     async def close(self) -> None:
         await self._line.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
@@ -27,6 +27,19 @@ async def delete_prefix(prefix: str) -> None:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
         if keys:
             await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def drop_connections(name: Callable[[str], bool]) -> int:
+    """Close, server side, every Redis connection whose client name ``name`` accepts (what a
+    Redis restart or failover does to its clients); how many were closed."""
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        victims = [c["id"] for c in await client.client_list() if name(c.get("name", ""))]
+        for victim in victims:
+            await client.client_kill_filter(_id=victim)
+        return len(victims)
     finally:
         await client.aclose()
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
-from session_svc.store import Store
+import pytest
+
+from casino_cli.platform import free_port
+from casino_kit.errors import Unavailable
+from session_svc.store import HEALTH_CHECK_S, RedisStore, Store
+from tests.conftest import REDIS_URL
+from tests.session_svc.conftest import delete_prefix, drop_connections
 
 
 async def test_get_set_delete(store: Store, prefix: str) -> None:
@@ -131,8 +138,9 @@ async def test_presence_counts_members_until_their_time(store: Store, prefix: st
 async def test_published_messages_reach_every_subscriber(store: Store, prefix: str) -> None:
     channel = prefix + "events"
     streams = [store.subscribe(channel) for _ in range(2)]
+    for stream in streams:
+        assert await asyncio.wait_for(anext(stream), 5) is None  # subscribed
     reads = [asyncio.ensure_future(anext(s)) for s in streams]
-    await asyncio.sleep(0.2)  # both subscriptions are registered
     await store.publish(channel, "hello")
     assert await asyncio.wait_for(asyncio.gather(*reads), 5) == ["hello", "hello"]
     for stream in streams:
@@ -164,9 +172,44 @@ async def test_lists_keep_appended_values_in_order_until_their_ttl(
 async def test_messages_published_together_arrive_in_order(store: Store, prefix: str) -> None:
     channel = prefix + "ordered"
     stream = store.subscribe(channel)
-    read = asyncio.ensure_future(anext(stream))
-    await asyncio.sleep(0.2)  # the subscription is registered
+    assert await asyncio.wait_for(anext(stream), 5) is None  # subscribed
     await store.publish(channel, "one", "two", "three")
-    assert await asyncio.wait_for(read, 5) == "one"
+    assert await asyncio.wait_for(anext(stream), 5) == "one"
     assert [await asyncio.wait_for(anext(stream), 5) for _ in range(2)] == ["two", "three"]
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.redis
+async def test_dropped_connections_are_replaced_and_a_lost_subscription_says_so(
+    prefix: str,
+) -> None:
+    name = f"test-drop-{uuid.uuid4().hex}"
+    store = RedisStore.from_url(REDIS_URL, name=name)
+    channel = prefix + "events"
+    stream = store.subscribe(channel)
+    try:
+        assert await asyncio.wait_for(anext(stream), 5) is None
+        await store.set(prefix + "a", "1")
+        assert await drop_connections(lambda n: n == name) == 2  # commands and subscription
+        # The subscription is back, and says messages may have been lost meanwhile.
+        assert await asyncio.wait_for(anext(stream), 10) is None
+        # The commands' connection, dropped while idle, is checked and replaced before it
+        # carries a call: nobody sees an error.
+        await asyncio.sleep(HEALTH_CHECK_S * 1.2)
+        await store.publish(channel, "after")
+        assert await asyncio.wait_for(anext(stream), 5) == "after"
+        assert await store.get(prefix + "a") == "1"
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+        await store.close()
+        await delete_prefix(prefix)
+
+
+async def test_an_unreachable_redis_is_unavailable_not_an_internal_error() -> None:
+    store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(Unavailable) as refused:
+            await store.get("anything")
+        assert refused.value.reason == "STORAGE_UNAVAILABLE"
+    finally:
+        await store.close()

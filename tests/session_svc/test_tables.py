@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import secrets
 import time
 import uuid
@@ -26,12 +27,12 @@ from casino_kit.errors import ErrorDetails, details_of
 from session_svc.bets import BetBook
 from session_svc.feed import Feeds, FeedSettings
 from session_svc.sessions import Sessions
-from session_svc.store import RedisStore
+from session_svc.store import HEALTH_CHECK_S, RedisStore
 from session_svc.tables import Seating, SeatingPolicy, Tables
 from session_svc.tokens import platform_player_id
 from tests.conftest import REDIS_URL
 from tests.game_svc.test_service import studio_table
-from tests.session_svc.conftest import delete_prefix
+from tests.session_svc.conftest import delete_prefix, drop_connections
 from tests.session_svc.operator import Operator, operator_keys_json
 
 pytestmark = pytest.mark.redis
@@ -52,6 +53,8 @@ class Deployment:
     channels: list[grpc.aio.Channel]
     game: grpc.aio.Channel
     wallet: grpc.aio.Channel
+    pids: list[int]
+    """The session processes'."""
 
     def stub(self, node: int) -> session_service_pb2_grpc.SessionServiceStub:
         return session_service_pb2_grpc.SessionServiceStub(self.channels[node])
@@ -84,7 +87,8 @@ async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         channels = [grpc.aio.insecure_channel(a) for a in addresses]
         game = grpc.aio.insecure_channel(running.addresses["game_svc"])
         wallet = grpc.aio.insecure_channel(running.addresses["wallet_svc"])
-        yield Deployment(operator, rival, prefix, addresses, channels, game, wallet)
+        pids = [running.processes["session_svc"].process.pid, second.process.pid]
+        yield Deployment(operator, rival, prefix, addresses, channels, game, wallet, pids)
         for channel in [*channels, game, wallet]:
             await channel.close()
     finally:
@@ -510,14 +514,57 @@ async def test_another_players_stream_and_table_are_refused(d: Deployment) -> No
 
 
 async def test_personal_messages_reach_the_stream_from_any_node(d: Deployment) -> None:
-    table_id = await table(d, studio_table("Personal"))
+    table_id, who, call = await watching_after_two_events(d, "Personal")
+    # A third session node (this test process) tells the player of a bet it accepted.
+    async with third_node(d) as feeds:
+        accepted = session_pb2.BetAccepted(bet_id="b-1", client_bet_id="c-1", round_id="r-1")
+        await feeds.tell(table_id, who.account, pb.WatchTableResponse(bet_accepted=accepted))
+        (message,) = await take(call, 1)
+    assert message.sequence == 4
+    assert message.bet_accepted == accepted
+    call.cancel()
+
+
+async def test_a_redis_outage_costs_a_stream_a_snapshot_never_a_silent_gap(d: Deployment) -> None:
+    """Redis drops every connection of both session nodes (a restart, a failover): what the
+    personal channel carried meanwhile is gone, so the stream goes on from a snapshot (its
+    bets and balance), then personal messages flow again, and calls succeed."""
+    table_id, who, call = await watching_after_two_events(d, "Redis outage")
+    mine = {f":{pid}" for pid in d.pids}
+    assert await drop_connections(lambda name: name[name.rfind(":") :] in mine) >= 3
+    (resynced,) = await take(call, 1)
+    assert resynced.sequence == 4 and resynced.HasField("table_snapshot")
+    assert resynced.table_snapshot.table_sequence >= 2
+    await asyncio.sleep(HEALTH_CHECK_S * 1.2)  # idle connections are checked before use
+    async with third_node(d) as feeds:
+        accepted = session_pb2.BetAccepted(bet_id="b-2", client_bet_id="c-2", round_id="r-2")
+        await feeds.tell(table_id, who.account, pb.WatchTableResponse(bet_accepted=accepted))
+        (message,) = await take(call, 1)
+    assert message.sequence == 5 and message.bet_accepted == accepted
+    other = await player(d, 1)
+    await join(d, other, table_id, node=0)
+    call.cancel()
+
+
+async def watching_after_two_events(
+    d: Deployment, name: str
+) -> tuple[str, Player, grpc.aio.UnaryStreamCall]:
+    """A new table, a player who joined it through node 0 and watches it through node 1,
+    past the snapshot and two table events (so the node's upstream and its personal channel
+    are up)."""
+    table_id = await table(d, studio_table(name))
     who = await player(d, 0)
     await join(d, who, table_id, node=0)
     call = watch(d, who, table_id, node=1)
     await take(call, 1)
-    await toggle(d, table_id, 2)  # the node's upstream and its personal channel are up
+    await toggle(d, table_id, 2)
     await take(call, 2)
-    # A third session node (this test process) tells the player of a bet it accepted.
+    return table_id, who, call
+
+
+@contextlib.asynccontextmanager
+async def third_node(d: Deployment) -> AsyncIterator[Feeds]:
+    """This test process as one more session node on the deployment's Redis."""
     store = RedisStore.from_url(REDIS_URL)
     sessions_key = Sessions.__new__(Sessions)
     sessions_key.prefix = d.prefix
@@ -531,14 +578,11 @@ async def test_personal_messages_reach_the_stream_from_any_node(d: Deployment) -
         BetBook(store, sessions_key.key),
         FeedSettings(),
     )
-    accepted = session_pb2.BetAccepted(bet_id="b-1", client_bet_id="c-1", round_id="r-1")
-    await feeds.tell(table_id, who.account, pb.WatchTableResponse(bet_accepted=accepted))
-    (message,) = await take(call, 1)
-    assert message.sequence == 4
-    assert message.bet_accepted == accepted
-    call.cancel()
-    await feeds.close()
-    await store.close()
+    try:
+        yield feeds
+    finally:
+        await feeds.close()
+        await store.close()
 
 
 @pytest.fixture
