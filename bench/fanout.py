@@ -38,7 +38,7 @@ from casino.game.v1 import game_pb2, game_service_pb2, game_service_pb2_grpc
 from casino.session.v1 import session_service_pb2 as pb
 from casino.session.v1 import session_service_pb2_grpc
 from casino_cli.platform import Platform, free_port
-from session_svc.app import quiet_gc
+from casino_kit.server import quiet_gc
 from session_svc.tokens import HS256, SignKey, b64url_encode, issue_launch
 
 OPERATOR = "bench-op"

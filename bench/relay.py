@@ -46,6 +46,9 @@ UDP_GRO = 104
 SO_TIMESTAMPNS = 35
 """Linux's SO_TIMESTAMPNS (and SCM_TIMESTAMPNS): each read says when the kernel received it."""
 TIMESPEC = struct.Struct("=qq")
+CHURN_PER_S = 5
+"""Viewers joining (and, ``CHURN_LIFETIME_S`` later, leaving) per second in the churn window."""
+CHURN_LIFETIME_S = 2.0
 PROBES = 10
 """Viewers that also take the capture-time channel and measure delay, in a client process of
 their own: an SCTP message per frame for every viewer would cost the clients more than the
@@ -266,6 +269,31 @@ async def client(kind: str, url: str, count: int, window_s: float, probe: bool) 
             await pc.close()
 
 
+async def churn(url: str, per_s: int, window_s: float) -> None:
+    """Viewers that join, ``per_s`` a second, watch ``CHURN_LIFETIME_S`` and leave (closing
+    their peer, as a closed browser tab does), while the other clients measure."""
+    async with aiohttp.ClientSession() as session:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+
+        async def visit() -> None:
+            _, pc = await whep_viewer(session, url, probe=False)
+            await asyncio.sleep(CHURN_LIFETIME_S)
+            await pc.close()
+
+        visits = []
+        start = time.monotonic()
+        for n in range(int(per_s * window_s)):
+            await asyncio.sleep(max(0.0, start + n / per_s - time.monotonic()))
+            visits.append(asyncio.ensure_future(visit()))
+        outcomes = await asyncio.gather(*visits, return_exceptions=True)
+        failed = [repr(o) for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} churn viewers failed: {failed[0]}")
+        empty: dict[str, Any] = {"viewers": 0, "receiving": 0, "packets": 0, "frames": 0}
+        print(json.dumps(empty | {"delays_ms": [], "read_delays_ms": []}), flush=True)
+
+
 # ---- the servers ----------------------------------------------------------------------
 
 
@@ -364,11 +392,20 @@ async def janus(folder: Path) -> AsyncIterator[tuple[int, str, int]]:
 
 
 async def measure(
-    pid: int, kind: str, url: str, viewers: int, window_s: float, stats_url: str = ""
+    pid: int,
+    kind: str,
+    url: str,
+    viewers: int,
+    window_s: float,
+    stats_url: str = "",
+    churn_per_s: int = 0,
 ) -> dict[str, Any]:
-    """Viewers in client processes; the server's CPU over the window they all report on."""
+    """Viewers in client processes; the server's CPU over the window they all report on.
+    With ``churn_per_s``, one more process adds short-lived viewers during the window."""
     load = viewers - PROBES
     per_process = [(PROBES, "probe"), (load // 2, "load"), (load - load // 2, "load")]
+    if churn_per_s:
+        per_process.append((churn_per_s, "churn"))
     clients = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -464,6 +501,9 @@ async def main(quick: bool) -> Report:
                     await measure(relay_pid, "relay", url, viewers, window_s, stats)
                     for _ in range(runs)
                 ]
+                churned = await measure(
+                    relay_pid, "relay", url, viewers, window_s, stats, churn_per_s=CHURN_PER_S
+                )
         finally:
             await platform.stop()
         async with janus(folder) as (janus_pid, janus_url, rtp_port):
@@ -497,11 +537,13 @@ async def main(quick: bool) -> Report:
         "relay_added_p99_ms": round(percentile(delays, 0.99), 2),
         "relay_added_samples": float(len(delays)),
         "relay_added_read_p99_ms": round(percentile(read_delays, 0.99), 2),
+        "relay_added_p99_ms_with_churn": round(percentile(churned["delays_ms"], 0.99), 2),
         "relay_internal_p50_ms": round(relay["internal_p50_ms"], 2),
         "relay_internal_p99_ms": round(relay["internal_p99_ms"], 2),
     }
     report.targets = {
         "relay_added_p99_ms": {"<=": 30.0},
+        "relay_added_p99_ms_with_churn": {"<=": 30.0},
         "cpu_ratio_vs_janus": {"<=": 5.0},
     }
     report.notes = [
@@ -514,6 +556,9 @@ async def main(quick: bool) -> Report:
         "them)",
         "relay_added_read: the same, to when the probes' process read the packet (a client "
         "sharing the cores with 90 other viewers and the servers reads late at times)",
+        f"with_churn: one more window in which {CHURN_PER_S} viewers a second join, watch "
+        f"{CHURN_LIFETIME_S:.0f} s and leave (their ICE, DTLS and setup and teardown run on "
+        "the relay beside the media)",
         "relay_internal: arrival at the relay -> the unit's packets handed to each viewer's socket "
         "(the relay's last 1000 frames per viewer, so joins may be in it)",
         "viewers read with UDP GRO: a GSO send reaches a viewer in one piece, cut into its "
@@ -529,6 +574,9 @@ if __name__ == "__main__":
     parser.add_argument("url")
     parser.add_argument("count", type=int)
     parser.add_argument("window_s", type=float)
-    parser.add_argument("role", choices=["probe", "load"])
+    parser.add_argument("role", choices=["probe", "load", "churn"])
     args = parser.parse_args()
-    asyncio.run(client(args.kind, args.url, args.count, args.window_s, args.role == "probe"))
+    if args.role == "churn":  # count: viewers joining per second
+        asyncio.run(churn(args.url, args.count, args.window_s))
+    else:
+        asyncio.run(client(args.kind, args.url, args.count, args.window_s, args.role == "probe"))

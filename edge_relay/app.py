@@ -122,4 +122,5 @@ def build(settings: Settings) -> ServiceSpec:
         dependencies={"ingest": channel},
         on_start=start,
         on_stop=stop,
+        quiet_gc=True,
     )

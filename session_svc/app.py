@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from session_svc.tokens import HS256, SignKey, TokenError, b64url_decode, parse_
 from session_svc.upstream import relayed
 
 log = get_logger(__name__)
-GC_THRESHOLD = 100_000
 
 
 @dataclass(frozen=True)
@@ -98,16 +96,6 @@ def operator_keys_text(settings: Settings) -> str:
     return settings.operator_keys
 
 
-def quiet_gc() -> None:
-    """Collect the cyclic garbage less often. Fanning one event out to thousands of streams
-    allocates enough to trigger a collection every few hundred messages, and a full one walks
-    every live stream: measured, a sixth of the CPU and the worst delays. Nearly everything
-    here is freed by reference counting; the start-up objects are frozen out of the walk."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 50, 100)
-
-
 def build(settings: Settings) -> ServiceSpec:
     try:
         operators = parse_operator_keys(operator_keys_text(settings))
@@ -174,7 +162,6 @@ def build(settings: Settings) -> ServiceSpec:
 
     async def start() -> None:
         await store.get(settings.key_prefix + "ping")  # fail at start-up if Redis is unreachable
-        quiet_gc()
 
     async def stop() -> None:
         await game_bets.close()
@@ -193,4 +180,5 @@ def build(settings: Settings) -> ServiceSpec:
         dependencies={"game": game_channel, "wallet": wallet_channel},
         on_start=start,
         on_stop=stop,
+        quiet_gc=True,
     )
