@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 
 from casino.game.v1 import game_pb2
+from casino_kit.errors import Unavailable
 from casino_kit.logs import get_logger
 from game_svc.blackjack_loop import BlackjackLoop
 from game_svc.clock import Clock
@@ -79,6 +80,8 @@ class Floor:
         while True:
             try:
                 await self.sweep()
+            except Unavailable:
+                pass  # logged where it failed; the tables driven here go on, fenced
             except Exception:
                 log.exception("lease sweep failed")
             await asyncio.sleep(self.sweep_s)
@@ -122,6 +125,7 @@ class Floor:
                 await self._patrol
         for table_id in list(self._loops):
             await self._stop(table_id)
-            await self.leases.release(table_id)
+            with contextlib.suppress(Unavailable):  # then the lease runs out on its own
+                await self.leases.release(table_id)
         await self.leases.close()
         await self.peers.close()

@@ -5,6 +5,10 @@ renews; when the owner dies the key expires and another replica takes the table.
 only says who should drive; what stops a deposed owner from writing is the fencing token
 (``Store.take_fence``) that the wallet and the event log check. Without Redis (one node),
 this process owns every table.
+
+While Redis cannot be reached, an owner goes on driving its tables (the fencing token, not
+the lease, keeps a deposed owner out), and a lookup of another replica's table is
+UNAVAILABLE: the caller retries, and may reach the owner itself.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from typing import Protocol
 
 import redis.asyncio as aioredis
+
+from casino_kit.redis_errors import unreachable_is_unavailable
 
 # Renew or release only a lease this owner still holds.
 _RENEW = """
@@ -61,26 +67,35 @@ class LocalLeases:
 class RedisLeases:
     def __init__(self, url: str, owner: str, ttl_s: float, prefix: str = "casino:game:lease:"):
         """``owner`` is this replica's advertised address: where other replicas send bets."""
-        self._redis = aioredis.from_url(url)
+        # A call waits a quarter of a lease at most: a Redis that hangs must neither hold a
+        # bet that asks who drives a table nor stall the renewals past the lease.
+        timeout_s = ttl_s / 4
+        self._redis = aioredis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
         self._owner = owner
         self._ttl_ms = int(ttl_s * 1000)
         self._prefix = prefix
 
     async def holder(self, table_id: str) -> str | None:
-        value = await self._redis.get(self._prefix + table_id)
+        with unreachable_is_unavailable("the table leases"):
+            value = await self._redis.get(self._prefix + table_id)
         return None if value is None else value.decode()
 
     async def acquire(self, table_id: str) -> bool:
         key = self._prefix + table_id
-        return bool(await self._redis.set(key, self._owner, nx=True, px=self._ttl_ms))
+        with unreachable_is_unavailable("the table leases"):
+            return bool(await self._redis.set(key, self._owner, nx=True, px=self._ttl_ms))
 
     async def renew(self, table_id: str) -> bool:
         key = self._prefix + table_id
-        renewed = await self._redis.eval(_RENEW, 1, key, self._owner, self._ttl_ms)  # type: ignore[misc]
+        with unreachable_is_unavailable("the table leases"):
+            renewed = await self._redis.eval(_RENEW, 1, key, self._owner, self._ttl_ms)  # type: ignore[misc]
         return bool(renewed)
 
     async def release(self, table_id: str) -> None:
-        await self._redis.eval(_RELEASE, 1, self._prefix + table_id, self._owner)  # type: ignore[misc]
+        with unreachable_is_unavailable("the table leases"):
+            await self._redis.eval(_RELEASE, 1, self._prefix + table_id, self._owner)  # type: ignore[misc]
 
     async def close(self) -> None:
         await self._redis.aclose()

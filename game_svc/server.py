@@ -355,11 +355,16 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             return everyone("INVALID_BET")
         floor = self._runtime().floor
         loop = floor.loop(batch.table_id)
-        if loop is None and not forwarded and (owner := await floor.owner(batch.table_id)):
+        if loop is None and not forwarded:
             try:
-                return await floor.peers.place(owner, batch)
-            except grpc.aio.AioRpcError:
-                return everyone("BETTING_CLOSED")  # the owner is gone: its round is voided
+                owner = await floor.owner(batch.table_id)
+            except Unavailable as error:  # nothing was taken: the bets may be sent again
+                return everyone(error.reason)
+            if owner:
+                try:
+                    return await floor.peers.place(owner, batch)
+                except grpc.aio.AioRpcError:
+                    return everyone("BETTING_CLOSED")  # the owner is gone: its round is voided
         if loop is None:
             store = self._runtime().store
             try:

@@ -26,13 +26,11 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from casino_kit.batching import Batcher
-from casino_kit.errors import Unavailable
 from casino_kit.logs import get_logger
+from casino_kit.redis_errors import LOST, unreachable_is_unavailable
 
 MAX_REDIS_CONNECTIONS = 64
 MAX_PIPELINE_CALLERS = 500
@@ -42,7 +40,6 @@ HEALTH_CHECK_S = 1.0
 idle (a restart, a failover) is replaced before a player's call is sent on it."""
 RESUBSCRIBE_S = 0.5
 """Wait before subscribing again after a subscription was lost."""
-_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
 log = get_logger(__name__)
 
@@ -438,11 +435,8 @@ class RedisStore:
     async def _run(self, commands: Commands) -> list[Any]:
         """The replies of ``commands``, sent with other callers' commands; an error reply
         raises, an unreachable Redis is UNAVAILABLE (the caller may retry)."""
-        try:
+        with unreachable_is_unavailable("the session store"):
             replies = await self._batcher.submit(commands)
-        except _LOST as error:
-            log.warning("session store unreachable", error=str(error))
-            raise Unavailable("STORAGE_UNAVAILABLE", "the session store is unreachable") from error
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
@@ -541,7 +535,7 @@ class RedisStore:
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         yield str(message["data"])
-            except _LOST as error:
+            except LOST as error:
                 log.warning(
                     "subscription lost; subscribing again", channel=channel, error=str(error)
                 )
