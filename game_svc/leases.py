@@ -19,6 +19,9 @@ import redis.asyncio as aioredis
 
 from casino_kit.redis_errors import unreachable_is_unavailable
 
+STORE = "the table leases"
+"""What an unreachable Redis is called in errors and logs."""
+
 # Renew or release only a lease this owner still holds.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -78,23 +81,23 @@ class RedisLeases:
         self._prefix = prefix
 
     async def holder(self, table_id: str) -> str | None:
-        with unreachable_is_unavailable("the table leases"):
+        with unreachable_is_unavailable(STORE):
             value = await self._redis.get(self._prefix + table_id)
         return None if value is None else value.decode()
 
     async def acquire(self, table_id: str) -> bool:
         key = self._prefix + table_id
-        with unreachable_is_unavailable("the table leases"):
+        with unreachable_is_unavailable(STORE):
             return bool(await self._redis.set(key, self._owner, nx=True, px=self._ttl_ms))
 
     async def renew(self, table_id: str) -> bool:
         key = self._prefix + table_id
-        with unreachable_is_unavailable("the table leases"):
+        with unreachable_is_unavailable(STORE):
             renewed = await self._redis.eval(_RENEW, 1, key, self._owner, self._ttl_ms)  # type: ignore[misc]
         return bool(renewed)
 
     async def release(self, table_id: str) -> None:
-        with unreachable_is_unavailable("the table leases"):
+        with unreachable_is_unavailable(STORE):
             await self._redis.eval(_RELEASE, 1, self._prefix + table_id, self._owner)  # type: ignore[misc]
 
     async def close(self) -> None:
