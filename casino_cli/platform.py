@@ -79,22 +79,31 @@ class ServiceProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     async def wait_serving(self, timeout_s: float) -> None:
-        async with grpc.aio.insecure_channel(self.address, options=KEEPALIVE_OPTIONS) as channel:
-            waiting = asyncio.ensure_future(wait_until_serving(channel))
-            exited = asyncio.ensure_future(self.process.wait())
-            done, _ = await asyncio.wait(
-                {waiting, exited}, timeout=timeout_s, return_when="FIRST_COMPLETED"
-            )
-            waiting.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        exited = asyncio.ensure_future(self.process.wait())
+        try:
+            async with grpc.aio.insecure_channel(
+                self.address, options=KEEPALIVE_OPTIONS
+            ) as channel:
+                waiting = asyncio.ensure_future(wait_until_serving(channel))
+                done, _ = await asyncio.wait(
+                    {waiting, exited}, timeout=timeout_s, return_when="FIRST_COMPLETED"
+                )
+                waiting.cancel()
+            check_error = waiting.exception() if waiting in done else None
+            if waiting in done and check_error is None and not exited.done():
+                return
+            if check_error is not None:
+                # A server that failed to start may answer a last health check with an error
+                # while it drains, and exit after: wait for that exit to report it as such.
+                await asyncio.wait({exited}, timeout=max(deadline - loop.time(), 0))
+        finally:
             exited.cancel()
-        if waiting in done and waiting.exception() is None and exited not in done:
-            return
-        # A process that fails to start may answer a last health check with an error (its
-        # server stopping under the call) before it exits: that is a failed start too.
-        if exited in done:
-            why = "exited"
-        elif waiting in done:
-            why = f"failed its health check ({waiting.exception()!r})"
+        if exited.done() and not exited.cancelled():
+            why = f"exited with code {exited.result()}"
+        elif check_error is not None:
+            why = f"failed its health check ({check_error!r})"
         else:
             why = f"not SERVING after {timeout_s:.0f} s"
         raise StartError(f"{self.package} {why}; its log ends:\n{self.log_tail()}")

@@ -88,17 +88,27 @@ async def test_sigterm_drains_and_exits_zero(platform: Platform, package: str) -
         await instance.terminate()
 
 
-async def test_a_failing_health_check_is_a_failed_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "reported"),
+    [
+        (("sleep", "30"), "rng_svc failed its health check"),
+        # The health check fails first, then the process exits: that is what counts.
+        (("sleep", "0.5"), "rng_svc exited with code 0"),
+    ],
+)
+async def test_a_failing_health_check_is_a_failed_start(
+    tmp_path: Path, command: tuple[str, ...], reported: str
+) -> None:
     """A process whose server answers the health check with an error (here: no health
     service at all; in life, a server stopping under the call) has not started."""
     server = grpc.aio.server()
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    alive = await asyncio.create_subprocess_exec("sleep", "30")
-    instance = ServiceProcess("rng_svc", f"127.0.0.1:{port}", tmp_path / "rng.log", alive)
+    process = await asyncio.create_subprocess_exec(*command)
+    instance = ServiceProcess("rng_svc", f"127.0.0.1:{port}", tmp_path / "rng.log", process)
     try:
-        with pytest.raises(StartError, match="rng_svc failed its health check"):
-            await instance.wait_serving(10)
+        with pytest.raises(StartError, match=reported):
+            await instance.wait_serving(2)
     finally:
         await instance.terminate()
         await server.stop(None)
