@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.bootstrap $(GENERATED)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 proto: $(GENERATED) ## Generate Python messages, gRPC stubs and .pyi type stubs
