@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -51,3 +53,25 @@ def configure_logging(service: str, level: str = "info") -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)
+
+
+class Throttle:
+    """Lets one log line through per ``every_s`` and counts the ones held back.
+
+    An outage seen by every call would otherwise write a line per call, thousands a second.
+    """
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self.next_at = float("-inf")
+        self.held = 0
+
+    def passes(self) -> int | None:
+        """The number held back since the last line if this one may be written, else None."""
+        now = self.clock()
+        if now < self.next_at:
+            self.held += 1
+            return None
+        held, self.held, self.next_at = self.held, 0, now + self.every_s
+        return held

@@ -14,12 +14,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from casino_kit.errors import Unavailable
-from casino_kit.logs import get_logger
+from casino_kit.logs import Throttle, get_logger
 
 LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 """The errors of a Redis that cannot be reached (as opposed to one that refused a command)."""
 
 log = get_logger(__name__)
+_warnings: dict[str, Throttle] = {}
 
 
 @contextlib.contextmanager
@@ -28,5 +29,7 @@ def unreachable_is_unavailable(what: str) -> Iterator[None]:
     try:
         yield
     except LOST as error:
-        log.warning(f"{what} unreachable", error=str(error))
+        held = _warnings.setdefault(what, Throttle(every_s=10.0)).passes()
+        if held is not None:
+            log.warning(f"{what} unreachable", error=str(error), not_logged_since_last=held)
         raise Unavailable("STORAGE_UNAVAILABLE", f"{what} is unreachable") from error
