@@ -81,7 +81,8 @@ async def join(
         metadata=metadata,
         timeout=60,
     )
-    return opened.session_token
+    token: str = opened.session_token
+    return token
 
 
 async def load(
@@ -255,7 +256,8 @@ async def create_table(game: str) -> str:
             ),
             timeout=30,
         )
-    return reply.table_id
+    table_id: str = reply.table_id
+    return table_id
 
 
 async def publish(game: str, table_id: str, count: int, per_s: float) -> None:

@@ -100,7 +100,7 @@ class Counter:
         SRTP see it."""
         for transceiver in pc.getTransceivers():
             ice = transceiver.receiver.transport.transport
-            ice.iceGatherer._connection.bench_counter = self
+            ice.iceGatherer._connection.bench_counter = self  # type: ignore[attr-defined]
 
 
 def receive_batched(pc: RTCPeerConnection) -> None:
@@ -118,10 +118,10 @@ def receive_batched(pc: RTCPeerConnection) -> None:
         connection = transceiver.receiver.transport.transport.iceGatherer._connection
         for protocol in connection._protocols:
             transport = protocol.transport
-            sock = transport._sock
+            sock = transport._sock  # type: ignore[attr-defined]
             sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            transport.pause_reading()  # the transport still sends; closing it stops this reader
+            transport.pause_reading()  # type: ignore[attr-defined]  # the transport still sends; closing it stops this reader
             loop._add_reader(sock.fileno(), _read_all, protocol, sock)  # type: ignore[attr-defined]
 
 

@@ -81,6 +81,14 @@ class Bettor:
         if any(r.status != wallet_pb2.STAKE_STATUS_ACCEPTED for r in reply.results):
             raise RuntimeError(f"stake refused: {reply.results[0].reason}")
 
+    async def single(self, worker: int) -> None:
+        """One stake per call, the worker's own player and table."""
+        await self.stake([worker % PLAYERS], worker % TABLES)
+
+    async def batch(self, worker: int) -> None:
+        """A batch as the session service sends it: one stake each for BATCH players."""
+        await self.stake([worker * BATCH + i for i in range(BATCH)], worker % TABLES)
+
 
 async def _fund(stub: wallet_service_pb2_grpc.WalletServiceStub, players: int) -> None:
     async def one(p: int) -> None:
@@ -113,28 +121,14 @@ async def _wallet_loads(
             calls, started = 0, cpu_seconds(pid)
             for run in range(runs):
                 bettor = Bettor(stub, f"c{concurrency}r{run}")
-                results.append(
-                    await closed_loop(
-                        lambda worker, b=bettor: b.stake([worker % PLAYERS], worker % TABLES),
-                        concurrency,
-                        duration,
-                    )
-                )
+                results.append(await closed_loop(bettor.single, concurrency, duration))
                 calls += next(bettor.counter)
             loads[f"c{concurrency}"] = median_of(results)
             cpu_per_call = (cpu_seconds(pid) - started) / calls
         results = []
         for run in range(runs):
             bettor = Bettor(stub, f"batch-r{run}")
-            results.append(
-                await closed_loop(
-                    lambda worker, b=bettor: b.stake(
-                        [worker * BATCH + i for i in range(BATCH)], worker % TABLES
-                    ),
-                    BATCH_CALLERS,
-                    duration,
-                )
-            )
+            results.append(await closed_loop(bettor.batch, BATCH_CALLERS, duration))
         loads["batched"] = median_of(results)
         reconciled = await wallet_service_pb2_grpc.WalletAdminServiceStub(channel).Reconcile(
             wallet_service_pb2.ReconcileRequest(), timeout=120

@@ -38,7 +38,7 @@ def has_parameter_sets(annexb: bytes) -> bool:
     return False
 
 
-def av_packet(unit: Unit, params: Params) -> av.Packet:
+def av_packet(unit: Unit, params: Params) -> av.Packet[av.stream.Stream]:
     """The unit as aiortc's packetiser takes it; keyframes carry SPS and PPS in band."""
     data = unit.data
     if unit.keyframe and not has_parameter_sets(data):

@@ -140,7 +140,9 @@ class Relay:
     def _forget(self, viewer: Viewer) -> None:
         self.viewers.pop(viewer.viewer_id, None)
         for out in (viewer.video, viewer.audio):
-            for broadcast in (out.broadcast, out.pending) if out is not None else ():
+            if out is None:
+                continue
+            for broadcast in (out.broadcast, out.pending):
                 if broadcast is not None:
                     broadcast.drop(out)
 

@@ -129,6 +129,8 @@ class RtpWriter:
     def bind(self) -> None:
         """Take the negotiated payload types and header extension ids (after the answer)."""
         codecs = self.transceiver._codecs
+        if codecs[0].payloadType is None:
+            raise RuntimeError("bind() before the answer: no payload type negotiated")
         self.payload_type = codecs[0].payloadType
         self.rtx_payload_type = next(
             (

@@ -74,7 +74,7 @@ class RedisLeases:
         # bet that asks who drives a table nor stall the renewals past the lease.
         timeout_s = ttl_s / 4
         self._redis = aioredis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True
         )
         self._owner = owner
         self._ttl_ms = int(ttl_s * 1000)
@@ -83,7 +83,7 @@ class RedisLeases:
     async def holder(self, table_id: str) -> str | None:
         with unreachable_is_unavailable(STORE):
             value = await self._redis.get(self._prefix + table_id)
-        return None if value is None else value.decode()
+        return None if value is None else str(value)
 
     async def acquire(self, table_id: str) -> bool:
         key = self._prefix + table_id
@@ -93,12 +93,12 @@ class RedisLeases:
     async def renew(self, table_id: str) -> bool:
         key = self._prefix + table_id
         with unreachable_is_unavailable(STORE):
-            renewed = await self._redis.eval(_RENEW, 1, key, self._owner, self._ttl_ms)  # type: ignore[misc]
+            renewed = await self._redis.eval(_RENEW, 1, key, self._owner, self._ttl_ms)
         return bool(renewed)
 
     async def release(self, table_id: str) -> None:
         with unreachable_is_unavailable(STORE):
-            await self._redis.eval(_RELEASE, 1, self._prefix + table_id, self._owner)  # type: ignore[misc]
+            await self._redis.eval(_RELEASE, 1, self._prefix + table_id, self._owner)
 
     async def close(self) -> None:
         await self._redis.aclose()

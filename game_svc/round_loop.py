@@ -221,8 +221,11 @@ class TableLoop:
                 return  # voided meanwhile
             await self._close(live)
         drawn = await self._outcome(live)
-        if drawn is None:
-            return
+        if drawn is not None:
+            await self._finish(live, drawn)
+
+    async def _finish(self, live: LiveRound, drawn: Drawn) -> None:
+        """Settle a round whose result is in, and record how long its phases took."""
         async with self._turn:
             if live.round.phase is not Phase.RESULT:
                 return

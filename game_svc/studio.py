@@ -28,11 +28,13 @@ from casino_kit.errors import (
     PermissionDenied,
 )
 from game_svc import baccarat
+from game_svc.cards import Card
+from game_svc.clock import timestamp
 from game_svc.ids import new_id
 from game_svc.outcomes import Drawn, Game
 from game_svc.results import baccarat_result, card_of, roulette_result
 from game_svc.round_hash import DealtCard, Target
-from game_svc.round_loop import LiveRound, Mark, TableLoop, timestamp
+from game_svc.round_loop import LiveRound, Mark, TableLoop
 from game_svc.rounds import Phase
 from game_svc.store import Answer, StudioMark
 
@@ -289,7 +291,7 @@ class StudioLoop(TableLoop):
     ) -> game_service_pb2.ApplyStudioEventResponse:
         raise invalid("face-down cards are turned at blackjack tables only")
 
-    def _hands(self) -> tuple[list[baccarat.Card], list[baccarat.Card]]:
+    def _hands(self) -> tuple[list[Card], list[Card]]:
         player = [d.card for d in self.dealt if d.target is Target.PLAYER]
         banker = [d.card for d in self.dealt if d.target is Target.BANKER]
         return player, banker

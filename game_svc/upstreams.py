@@ -28,7 +28,7 @@ class Rng:
         self._stub = rng_service_pb2_grpc.RngServiceStub(channel)
 
     async def commit(self, table_id: str, round_id: str) -> common_pb2.FairnessCommitment:
-        response = await self._stub.CommitSeed(
+        response: rng_service_pb2.CommitSeedResponse = await self._stub.CommitSeed(
             rng_service_pb2.CommitSeedRequest(
                 idempotency_key=f"commit:{round_id}", round_id=round_id, table_id=table_id
             )
@@ -49,7 +49,7 @@ class Rng:
         return list(response.outcome)
 
     async def reveal(self, round_id: str) -> common_pb2.FairnessProof:
-        response = await self._stub.RevealSeed(
+        response: rng_service_pb2.RevealSeedResponse = await self._stub.RevealSeed(
             rng_service_pb2.RevealSeedRequest(
                 idempotency_key=f"reveal:{round_id}", round_id=round_id
             )
@@ -85,7 +85,7 @@ class Wallet:
     async def settle(
         self, table_id: str, round_id: str, fence: int, payouts: Sequence[wallet_pb2.Payout]
     ) -> wallet_service_pb2.SettleRoundResponse:
-        return await self._stub.SettleRound(
+        response: wallet_service_pb2.SettleRoundResponse = await self._stub.SettleRound(
             wallet_service_pb2.SettleRoundRequest(
                 idempotency_key=f"settle:{round_id}",
                 table_id=table_id,
@@ -94,11 +94,12 @@ class Wallet:
                 payouts=payouts,
             )
         )
+        return response
 
     async def refund(
         self, table_id: str, round_id: str, fence: int, reason: str
     ) -> wallet_service_pb2.RefundRoundResponse:
-        return await self._stub.RefundRound(
+        response: wallet_service_pb2.RefundRoundResponse = await self._stub.RefundRound(
             wallet_service_pb2.RefundRoundRequest(
                 idempotency_key=f"refund:{round_id}",
                 table_id=table_id,
@@ -107,3 +108,4 @@ class Wallet:
                 reason=reason,
             )
         )
+        return response

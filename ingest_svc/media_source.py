@@ -139,7 +139,7 @@ class MediaListener:
 
     def _unit(
         self,
-        packet: av.Packet,
+        packet: av.Packet[av.stream.Stream],
         index: int,
         source: av.stream.Stream,
         streams: dict[int, MediaStream],
@@ -189,8 +189,8 @@ class MediaListener:
             self.listen.stream_id,
             VIDEO_RENDITION,
             ingest_pb2.CODEC_H264,
-            width=int(ctx.width),
-            height=int(ctx.height),
+            width=int(getattr(ctx, "width", 0)),
+            height=int(getattr(ctx, "height", 0)),
             extradata=extradata,
             time_base_num=num,
             time_base_den=den,

@@ -542,7 +542,7 @@ class RedisStore:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.unsubscribe(channel)
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             await asyncio.sleep(RESUBSCRIBE_S)
 
     async def close(self) -> None:

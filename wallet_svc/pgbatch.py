@@ -36,7 +36,7 @@ from wallet_svc.tables import (
     rounds,
 )
 
-_DIALECT = asyncpg_dialect()
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 DriverError = asyncpg.PostgresError | asyncpg.InterfaceError | OSError
 """What a batch's statements raise when the database refuses them or the connection is lost
 (they bypass SQLAlchemy, which would wrap these in ``DBAPIError``)."""
@@ -140,7 +140,8 @@ async def _fetch(driver: Any, sql: str, params: dict[str, Any]) -> list[Any]:
     """Run ``sql`` straight on the asyncpg connection: SQLAlchemy's layers above the driver
     cost as much as the statement itself for a batch of a few requests."""
     positional, names = _statement(sql)
-    return await driver.fetch(positional, *(params[n] for n in names))
+    rows: list[Any] = await driver.fetch(positional, *(params[n] for n in names))
+    return rows
 
 
 async def load(

@@ -156,9 +156,10 @@ class Store:
         connection = await self.engine.connect()
         if self.postgres:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            raw = await connection.get_raw_connection()
-            connection.info["asyncpg"] = raw.driver_connection
-            await raw.driver_connection.execute("BEGIN")
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None, "an open connection has its asyncpg connection"
+            connection.info["asyncpg"] = driver
+            await driver.execute("BEGIN")
         else:
             await connection.execution_options(sqlite_begin="IMMEDIATE")
         return connection
