@@ -461,10 +461,13 @@ async def play(
             await asyncio.gather(*background, return_exceptions=True)
 
 
-async def run(data_dir: Path, players: int, rounds: int | None, window_s: int) -> int:
+async def run(
+    data_dir: Path, players: int, rounds: int | None, window_s: int, free_ports: bool
+) -> int:
     operator = Operator()
     platform = Platform(
         data_dir=data_dir,
+        free_ports=free_ports,
         service_env={"session_svc": {"CASINO_OPERATOR_KEYS": operator.keys_json()}},
     )
     stop = asyncio.Event()

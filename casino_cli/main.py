@@ -11,9 +11,11 @@ from pathlib import Path
 from casino_cli import demo, verify
 from casino_cli.platform import Platform, StartError
 
+FREE_PORTS_HELP = "listen on free ports instead of 50051-50056 and 8890 (printed at start)"
 
-async def _up(data_dir: Path) -> int:
-    platform = Platform(data_dir=data_dir)
+
+async def _up(data_dir: Path, free_ports: bool) -> int:
+    platform = Platform(data_dir=data_dir, free_ports=free_ports)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -34,7 +36,7 @@ async def _up(data_dir: Path) -> int:
     print(f"\n  {'service':<12} {'address':<18} state")
     for package, address in platform.addresses.items():
         print(f"  {package:<12} {address:<18} SERVING")
-    print("\n  players watch by WHEP: http://127.0.0.1:8890/whep/<stream_id>")
+    print(f"\n  players watch by WHEP: http://127.0.0.1:{platform.whep_port}/whep/<stream_id>")
     print("\nall services SERVING; Ctrl-C stops them")
     await stopping
     print("stopping ...")
@@ -59,10 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = commands.add_parser("up", help="run every service locally on embedded defaults")
     up.add_argument("--data-dir", type=Path, default=Path(".data"), help="storage and logs")
+    up.add_argument("--free-ports", action="store_true", help=FREE_PORTS_HELP)
     play = commands.add_parser(
         "demo", help="the platform with two RNG tables and simulated players, a line per round"
     )
     play.add_argument("--data-dir", type=Path, default=Path(".data"), help="storage and logs")
+    play.add_argument("--free-ports", action="store_true", help=FREE_PORTS_HELP)
     play.add_argument("--players", type=int, default=50, help="simulated players")
     play.add_argument("--rounds", type=int, default=None, help="stop after N rounds per table")
     play.add_argument("--window", type=int, default=10, help="betting window, 5 to 120 s")
@@ -75,7 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "verify":
         sys.exit(verify.run(args))
     if args.command == "demo":
-        sys.exit(asyncio.run(demo.run(args.data_dir, args.players, args.rounds, args.window)))
+        sys.exit(
+            asyncio.run(
+                demo.run(args.data_dir, args.players, args.rounds, args.window, args.free_ports)
+            )
+        )
     if args.command == "up":
-        sys.exit(asyncio.run(_up(args.data_dir)))
+        sys.exit(asyncio.run(_up(args.data_dir, args.free_ports)))
     sys.exit(_bench(args.names, args.quick, args.list))

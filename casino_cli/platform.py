@@ -25,7 +25,7 @@ class ServiceInfo:
     package: str
     port: int
     upstreams: tuple[str, ...] = ()
-    whep_port: int | None = None
+    serves_whep: bool = False
 
 
 SERVICES = (
@@ -34,8 +34,10 @@ SERVICES = (
     ServiceInfo("game_svc", 50052, ("rng_svc", "wallet_svc")),
     ServiceInfo("session_svc", 50051, ("game_svc", "wallet_svc")),
     ServiceInfo("ingest_svc", 50055, ("game_svc",)),
-    ServiceInfo("edge_relay", 50056, ("ingest_svc",), whep_port=8890),
+    ServiceInfo("edge_relay", 50056, ("ingest_svc",), serves_whep=True),
 )
+WHEP_PORT = 8890
+"""Where players' browsers reach the relay (WHEP over HTTP), when ports are not free ones."""
 BY_PACKAGE = {s.package: s for s in SERVICES}
 ADDR_VARIABLE = {
     "rng_svc": "CASINO_RNG_ADDR",
@@ -50,6 +52,18 @@ class StartError(RuntimeError):
 
 
 _HANDED_OUT: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
+    """Whether a server could listen on the loopback port now (as gRPC and aiohttp bind it:
+    a previous run's connections in TIME_WAIT do not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:
@@ -122,9 +136,10 @@ class ServiceProcess:
 class Platform:
     """The services on loopback, plaintext, with embedded storage under ``data_dir``.
 
-    ``ports`` maps a package to its port; missing ones get their default port, or a free
-    one when ``free_ports`` is set (tests). ``env`` is added to every process's environment,
-    then ``service_env[package]`` to that package's (each service its own database, say).
+    ``addresses`` maps a package to its address; missing ones get their default port, or a
+    free one when ``free_ports`` is set (tests, ``--free-ports``), and so does the relay's
+    WHEP port. ``env`` is added to every process's environment, then
+    ``service_env[package]`` to that package's (each service its own database, say).
     """
 
     data_dir: Path
@@ -134,11 +149,14 @@ class Platform:
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
+    whep_port: int = WHEP_PORT
 
     def __post_init__(self) -> None:
         for info in SERVICES:
             port = free_port() if self.free_ports else info.port
             self.addresses.setdefault(info.package, f"127.0.0.1:{port}")
+        if self.free_ports:
+            self.whep_port = free_port()
 
     def environment(self, package: str, port: int) -> dict[str, str]:
         info = BY_PACKAGE[package]
@@ -154,10 +172,20 @@ class Platform:
         }
         for upstream in info.upstreams:
             env[ADDR_VARIABLE[upstream]] = self.addresses[upstream]
-        if info.whep_port is not None:
-            whep = free_port() if self.free_ports else info.whep_port
-            env.setdefault("CASINO_WHEP_PORT", str(whep))
+        if info.serves_whep:
+            # A second instance (tests start one beside the platform's) needs a port of its own.
+            own = self.addresses[package] == f"127.0.0.1:{port}"
+            env.setdefault("CASINO_WHEP_PORT", str(self.whep_port if own else free_port()))
         return env
+
+    def ports_in_use(self) -> list[str]:
+        """The ports this platform would listen on that something else holds now."""
+        ports = {
+            int(self.addresses[package].rsplit(":", 1)[1]): package for package in self.packages
+        }
+        if any(BY_PACKAGE[package].serves_whep for package in self.packages):
+            ports[self.whep_port] = "WHEP"
+        return [f"{port} ({what})" for port, what in ports.items() if not _bindable(port)]
 
     async def spawn(self, package: str, port: int | None = None) -> ServiceProcess:
         """Start one service process (on its platform port unless ``port`` is given).
@@ -183,6 +211,11 @@ class Platform:
 
     async def start(self, timeout_s: float = 60.0) -> None:
         """Start every service and wait until all answer SERVING; stop them all on failure."""
+        if busy := self.ports_in_use():
+            raise StartError(
+                f"in use on 127.0.0.1: {', '.join(busy)}; stop what holds them, "
+                "or start on free ports (--free-ports)"
+            )
         for package in self.packages:
             self.processes[package] = await self.spawn(package)
         try:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
-from casino_cli.platform import SERVICES, free_port
+import aiohttp
+import grpc
+import pytest
+
+from casino_cli.platform import SERVICES, Platform, StartError, free_port
+from casino_kit.server import wait_until_serving
 
 
 async def _run(*args: str) -> tuple[int, str]:
@@ -39,6 +45,7 @@ async def test_up_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "up",
         "--data-dir",
         str(tmp_path),
+        "--free-ports",  # the default ports may be taken on a test machine
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -49,9 +56,16 @@ async def test_up_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             line = (await process.stdout.readline()).decode()
             assert line, "casino up ended early:\n" + "".join(seen)
             seen.append(line)
-    table = "".join(seen)
+    table = {line.split()[0]: line.split()[1:] for line in seen if line.startswith("  ")}
     for service in SERVICES:
-        assert f"127.0.0.1:{service.port}" in table and service.package in table
+        address, state = table[service.package]
+        assert state == "SERVING"
+        async with grpc.aio.insecure_channel(address) as channel:
+            await wait_until_serving(channel)
+    whep = table["players"][-1].replace("<stream_id>", "no-such-stream")
+    async with aiohttp.ClientSession() as http:
+        async with http.options(whep) as reply:  # the relay's WHEP port answers
+            assert reply.status == 204
     process.send_signal(signal.SIGINT)
     rest, _ = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0
@@ -70,6 +84,7 @@ async def test_demo_plays_rounds_with_players_and_verifies_each_proof(tmp_path: 
             "5",
             "--players",
             "8",
+            "--free-ports",
         ),
         180,
     )
@@ -80,6 +95,20 @@ async def test_demo_plays_rounds_with_players_and_verifies_each_proof(tmp_path: 
     assert {line.split()[1] for line in rounds} == {"Roulette", "Baccarat", "Blackjack"}
     bets = [int(line.split(" bets ")[1].split()[0]) for line in rounds]
     assert sum(bets) > 0, out  # the players bet through the session service
+
+
+async def test_a_port_in_use_stops_the_start_before_any_service_runs(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        platform = Platform(
+            data_dir=tmp_path, packages=("rng_svc",), addresses={"rng_svc": f"127.0.0.1:{port}"}
+        )
+        with pytest.raises(StartError, match=f"in use on 127.0.0.1: {port} \\(rng_svc\\)"):
+            await platform.start()
+    assert not platform.processes
+    assert not (tmp_path / "logs").exists()
 
 
 def test_free_ports_are_never_handed_out_twice() -> None:
