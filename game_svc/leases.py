@@ -22,13 +22,23 @@ from casino_kit.redis_errors import unreachable_is_unavailable
 STORE = "the table leases"
 """What an unreachable Redis is called in errors and logs."""
 
-# Renew or release only a lease this owner still holds.
+# Renew a lease this owner holds, or one that is gone: expired while the owner was paused, or
+# lost with a Redis that came back empty. Nobody drives the table then, so the owner goes on
+# rather than void its open round; should another replica have taken the table and let go of
+# it meanwhile, that replica's newer fencing token refuses this owner's writes. A lease held
+# by another replica is not renewed: its owner drives the table.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
+# Release only a lease this owner still holds.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])

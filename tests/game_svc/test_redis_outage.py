@@ -164,8 +164,8 @@ async def _outage(
 
             back = len(events.seen)
             await redis.recover(how)
-            # The owner finds its lease gone and takes the table again (or the other replica
-            # does), with a new fencing token; the round open then is voided or finishes.
+            # Its lease gone, the owner takes it back and plays on, unless the other replica
+            # takes the table first (a new fencing token: the round open then is voided).
             await events.wait_for(result_of_a_round_opened_after(events, back), timeout=60)
             assert await redis.holder(table_id) in {r.address for r in replicas}
             ends = collections.Counter(
@@ -177,3 +177,45 @@ async def _outage(
             assert (await owner_side.reconcile()).ok
         finally:
             await events.close()
+
+
+async def test_a_redis_that_comes_back_empty_costs_the_owner_nothing(tmp_path: Path) -> None:
+    """A Redis restarted empty (or a failover to a replica without the keys) has lost every
+    lease. The owner takes its lease back and plays on with its fencing token: the round it
+    had open is not voided, and the table is not taken anew."""
+    redis = RedisServer(free_port(), tmp_path)
+    await redis.start()
+    env = {"CASINO_REDIS_URL": redis.url, "CASINO_LEASE_TTL_S": str(LEASE_TTL_S)}
+    try:
+        async with (
+            on_postgres(tmp_path, ("rng_svc", "wallet_svc", "game_svc"), game_svc=env) as p,
+            grpc.aio.insecure_channel(p.addresses["game_svc"]) as game,
+            grpc.aio.insecure_channel(p.addresses["wallet_svc"]) as wallet,
+        ):
+            casino = Casino(game, wallet)
+            alice = await casino.player(10_000)
+            table_id = await casino.table(rng_table(name="redis emptied"))
+            events = Events(casino.game, table_id)
+            try:
+                opened = await events.wait_for(payload("round_opened"))
+                (taken,) = await casino.place(table_id, opened.round_id, [(alice, red(1_000))])
+                assert taken.status == bet_pb2.BET_STATUS_ACCEPTED
+                await redis.kill()
+                await redis.start()  # empty
+
+                ended = await events.wait_for(
+                    lambda e: e.round_id == opened.round_id and e.WhichOneof("payload") in ENDS
+                )
+                assert ended.WhichOneof("payload") == "round_result", "the open round was voided"
+                await events.wait_for(result_of_a_round_opened_after(events, len(events.seen)))
+                assert not [e for e in events.seen if e.WhichOneof("payload") == "round_voided"]
+                assert await redis.holder(table_id) == p.addresses["game_svc"]
+                assert await casino.balance(alice) in {9_000, 11_000}
+                assert (await casino.reconcile()).ok
+            finally:
+                await events.close()
+            log = p.processes["game_svc"].log_path.read_text().splitlines()
+            assert len([line for line in log if '"table taken"' in line]) == 1
+            assert not [line for line in log if '"lease lost"' in line]
+    finally:
+        await redis.kill()
