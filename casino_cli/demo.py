@@ -17,8 +17,10 @@ import secrets
 import signal
 import sys
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -157,6 +159,19 @@ class Player:
         self.token = ""
         self.seat = seat
         """The player's blackjack seat; 0 bets behind."""
+        self._errands: set[asyncio.Task[None]] = set()
+        """Bets and decisions on their way, held so they finish or are cancelled at stop."""
+
+    def _run_errand(self, errand: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(errand)
+        self._errands.add(task)
+        task.add_done_callback(self._errands.discard)
+
+    async def stop(self) -> None:
+        """Cancel the bets and decisions still on their way (after ``play`` stopped)."""
+        for task in self._errands:
+            task.cancel()
+        await asyncio.gather(*self._errands, return_exceptions=True)
 
     def _auth(self) -> tuple[tuple[str, str]]:
         return (("authorization", f"Bearer {self.token}"),)
@@ -207,11 +222,11 @@ class Player:
                     if event.HasField("round_opened"):
                         hand = Hand()
                         if random.random() < 0.67:
-                            asyncio.ensure_future(self._bet(table_id, event.round_id, game))
+                            self._run_errand(self._bet(table_id, event.round_id, game))
                     elif self.seat:
                         asked = hand.follow(event, self.seat)
                         if asked is not None:
-                            asyncio.ensure_future(self._decide(table_id, event.round_id, asked))
+                            self._run_errand(self._decide(table_id, event.round_id, asked))
             except grpc.aio.AioRpcError:
                 await asyncio.sleep(1)
 
@@ -459,6 +474,7 @@ async def play(
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*(p.stop() for p in crowd))
 
 
 async def run(

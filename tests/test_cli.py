@@ -18,10 +18,17 @@ from casino_kit.server import wait_until_serving
 
 
 async def _run(*args: str) -> tuple[int, str]:
+    """The exit code, and what was printed on stdout; a traceback on stderr fails the test."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "casino_cli", *args, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "casino_cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, _ = await process.communicate()
+    out, err = await process.communicate()
+    assert "Traceback" not in err.decode(), err.decode()
     return process.returncode or 0, out.decode()
 
 
@@ -37,26 +44,48 @@ async def test_bench_list_names_benchmarks() -> None:
     assert code == 0 and "echo" in out
 
 
+class Interactive:
+    """``casino`` run as in a terminal: read what it prints until a line, then Ctrl-C."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.seen: list[str] = []
+
+    @classmethod
+    async def start(cls, *args: str) -> Interactive:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "casino_cli",
+            *args,
+            "--free-ports",  # the default ports may be taken on a test machine
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        return cls(process)
+
+    async def read_until(self, text: str, timeout: float = 60) -> None:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while not any(text in line for line in self.seen):
+                line = (await self.process.stdout.readline()).decode()
+                assert line, "it ended early:\n" + "".join(self.seen)
+                self.seen.append(line)
+
+    async def ctrl_c(self) -> str:
+        """What it printed after Ctrl-C; it must exit 0 without a traceback."""
+        self.process.send_signal(signal.SIGINT)
+        rest, err = await asyncio.wait_for(self.process.communicate(), 30)
+        assert "Traceback" not in err.decode(), err.decode()
+        assert self.process.returncode == 0
+        return rest.decode()
+
+
 async def test_up_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "casino_cli",
-        "up",
-        "--data-dir",
-        str(tmp_path),
-        "--free-ports",  # the default ports may be taken on a test machine
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    async with asyncio.timeout(60):
-        while not any("all services SERVING" in line for line in seen):
-            line = (await process.stdout.readline()).decode()
-            assert line, "casino up ended early:\n" + "".join(seen)
-            seen.append(line)
-    table = {line.split()[0]: line.split()[1:] for line in seen if line.startswith("  ")}
+    up = await Interactive.start("up", "--data-dir", str(tmp_path))
+    await up.read_until("all services SERVING")
+    table = {line.split()[0]: line.split()[1:] for line in up.seen if line.startswith("  ")}
     for service in SERVICES:
         address, state = table[service.package]
         assert state == "SERVING"
@@ -66,10 +95,17 @@ async def test_up_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.options(whep) as reply:  # the relay's WHEP port answers
             assert reply.status == 204
-    process.send_signal(signal.SIGINT)
-    rest, _ = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode == 0
-    assert rest.decode().strip().endswith("stopped")
+    assert (await up.ctrl_c()).strip().endswith("stopped")
+
+
+async def test_demo_stops_on_ctrl_c_while_players_bet(tmp_path: Path) -> None:
+    """Bets still on their way at Ctrl-C are cancelled, not left to fail on a closed channel."""
+    demo = await Interactive.start(
+        "demo", "--data-dir", str(tmp_path), "--window", "5", "--players", "8"
+    )
+    await demo.read_until("fairness verified")  # a round ended; the next opens 2 s later
+    await asyncio.sleep(3.0)  # and its bets are on their way (each leaves 0.2-3 s after)
+    assert "stopping" in await demo.ctrl_c()
 
 
 async def test_demo_plays_rounds_with_players_and_verifies_each_proof(tmp_path: Path) -> None:
