@@ -74,8 +74,9 @@ def quiet_gc() -> None:
     allocates enough to start a collection every few hundred messages, and a full one walks
     every live object while nothing else runs. Measured: a sixth of the session's CPU; in a
     relay serving 100 viewers while 5 a second join and leave, full collections of 70-120 ms
-    and a relay-added p99 of 41-63 ms, 15-20 ms with this. Nearly everything there is freed
-    by reference counting.
+    and a relay-added p99 of 41-63 ms, 15-20 ms with this; in the wallet at 256 concurrent
+    stakes, 345-362 us of CPU per stake instead of 396-413 us. Nearly everything there is
+    freed by reference counting.
     """
     gc.collect()
     gc.freeze()

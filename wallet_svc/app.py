@@ -60,4 +60,5 @@ def build(settings: Settings) -> ServiceSpec:
         ],
         on_start=wallet.start,
         on_stop=wallet.stop,
+        quiet_gc=True,
     )
