@@ -49,7 +49,7 @@ $(GENERATED): $(PROTOS) $(CONFIGS) $(VENV)/.bootstrap
 	find casino -type d -exec touch {}/__init__.py {}/py.typed \;
 	touch $@
 
-lint: install ## ruff, buf lint/format/breaking, import boundaries, mypy (strict) on the code and benchmarks
+lint: install ## ruff, buf lint/format/breaking, import boundaries, mypy (strict) on the code, benchmarks and tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(BUF) lint
@@ -58,7 +58,7 @@ lint: install ## ruff, buf lint/format/breaking, import boundaries, mypy (strict
 		$(BUF) breaking --against '$(AGAINST)'; \
 	else echo "buf breaking: no previous commit with contracts, nothing to compare"; fi
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy casino_kit casino_cli session_svc game_svc rng_svc wallet_svc ingest_svc edge_relay bench
+	$(VENV)/bin/mypy casino_kit casino_cli session_svc game_svc rng_svc wallet_svc ingest_svc edge_relay bench tests
 
 test: install ## The whole test suite (needs PostgreSQL and Redis on loopback, see README)
 	$(PY) -m pytest --ignore=tests/media

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import (
@@ -14,6 +15,8 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,11 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, spans: list[ReceivedSpan]) -> None:
         self.spans = spans
 
-    async def Export(self, request, context):  # noqa: N802 - gRPC method name
+    async def Export(  # noqa: N802 - gRPC method name
+        self,
+        request: trace_service_pb2.ExportTraceServiceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
         for resource_spans in request.resource_spans:
             service = next(
                 (
@@ -42,7 +49,11 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-    async def Export(self, request, context):  # noqa: N802 - gRPC method name
+    async def Export(  # noqa: N802 - gRPC method name
+        self,
+        request: metrics_service_pb2.ExportMetricsServiceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
@@ -58,7 +69,9 @@ class Collector:
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
 
-    async def wait_for(self, predicate, timeout_s: float = 10.0) -> list[ReceivedSpan]:
+    async def wait_for(
+        self, predicate: Callable[[list[ReceivedSpan]], list[T]], timeout_s: float = 10.0
+    ) -> list[T]:
         """Wait until ``predicate(spans)`` returns a non-empty answer."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
@@ -73,8 +86,13 @@ class Collector:
         server = grpc.aio.server()
         port = server.add_insecure_port("127.0.0.1:0")
         collector = cls(port)
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(collector.spans), server)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(), server)
+        # opentelemetry-proto's generated gRPC modules carry no type annotations
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            _Traces(collector.spans), server
+        )
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            _Metrics(), server
+        )
         await server.start()
         try:
             yield collector

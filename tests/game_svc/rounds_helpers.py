@@ -81,7 +81,7 @@ class Casino:
         self.wallet_admin = wallet_service_pb2_grpc.WalletAdminServiceStub(wallet)
 
     async def table(self, config: game_pb2.TableConfig) -> str:
-        created = await self.admin.CreateTable(
+        created: game_service_pb2.CreateTableResponse = await self.admin.CreateTable(
             game_service_pb2.CreateTableRequest(
                 idempotency_key=key(), operator_id="op", reason="test", config=config
             ),
@@ -111,13 +111,16 @@ class Casino:
             )
 
     async def balance(self, player: str) -> int:
-        answer = await self.wallet.GetBalance(
+        answer: wallet_service_pb2.GetBalanceResponse = await self.wallet.GetBalance(
             wallet_service_pb2.GetBalanceRequest(player_id=player, currency=CURRENCY), timeout=10
         )
         return answer.balance.amount_minor
 
     async def reconcile(self) -> wallet_service_pb2.ReconcileResponse:
-        return await self.wallet_admin.Reconcile(wallet_service_pb2.ReconcileRequest(), timeout=30)
+        response: wallet_service_pb2.ReconcileResponse = await self.wallet_admin.Reconcile(
+            wallet_service_pb2.ReconcileRequest(), timeout=30
+        )
+        return response
 
     async def place(
         self,

@@ -101,7 +101,8 @@ class Seat:
 
     player: str
     number: int
-    plan: list[int] = field(default_factory=list)  # actions to try, in order; then STAND
+    # actions to try, in order; then STAND
+    plan: list[bet_pb2.BlackjackAction.ValueType] = field(default_factory=list)
     answers: list[tuple[game_service_pb2.SubmitDecisionRequest, object]] = field(
         default_factory=list
     )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 import pytest_asyncio
 from alembic.autogenerate import compare_metadata
@@ -17,7 +17,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from casino.common.v1 import table_event_pb2
+from casino.common.v1 import common_pb2, table_event_pb2
 from casino.game.v1 import game_pb2
 from casino_kit.sql import create_engine, migrate
 from game_svc.clock import timestamp
@@ -132,7 +132,10 @@ def round_event(table_id: str, n: int, round_id: str) -> table_event_pb2.TableEv
 
 def round_record(round_id: str, table_id: str, phase: int) -> game_pb2.Round:
     return game_pb2.Round(
-        round_id=round_id, table_id=table_id, phase=phase, opened_at=timestamp(NOW)
+        round_id=round_id,
+        table_id=table_id,
+        phase=common_pb2.RoundPhase.ValueType(phase),
+        opened_at=timestamp(NOW),
     )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator
+from typing import TypedDict
 
 import grpc
 import pytest
@@ -69,9 +70,12 @@ class Studio:
     async def send(
         self, event: ingest_pb2.StudioEvent
     ) -> game_service_pb2.ApplyStudioEventResponse:
-        return await self.casino.game.ApplyStudioEvent(
-            game_service_pb2.ApplyStudioEventRequest(event=event), timeout=20
+        response: game_service_pb2.ApplyStudioEventResponse = (
+            await self.casino.game.ApplyStudioEvent(
+                game_service_pb2.ApplyStudioEventRequest(event=event), timeout=20
+            )
         )
+        return response
 
     async def start(self, game: int) -> game_service_pb2.ApplyStudioEventResponse:
         self.round = f"R-{uuid.uuid4().hex[:6]}"
@@ -144,7 +148,10 @@ async def test_a_studio_fault_suspends_the_table_and_refunds_the_round(
             wrong = studio.event(sequence=5, wheel_result=table_event_pb2.WheelResult(pocket=3))
             expected = "SEQUENCE_GAP"
         elif fault == "conflict":
-            wrong = studio.event(sequence=1, round_start=ingest_pb2.RoundStart(game_type=1))
+            wrong = studio.event(
+                sequence=1,
+                round_start=ingest_pb2.RoundStart(game_type=common_pb2.GAME_TYPE_ROULETTE),
+            )
             expected = "SEQUENCE_CONFLICT"
         else:
             await studio.send(studio.event(wheel_result=table_event_pb2.WheelResult(pocket=3)))
@@ -225,7 +232,9 @@ async def test_baccarat_cards_follow_the_third_card_rules(casino: Casino) -> Non
 async def test_another_studio_is_refused_and_consumes_nothing(casino: Casino) -> None:
     table_id = await casino.table(studio_table())
     studio = Studio(casino, table_id)
-    intruder = studio.event(round_start=ingest_pb2.RoundStart(game_type=1))
+    intruder = studio.event(
+        round_start=ingest_pb2.RoundStart(game_type=common_pb2.GAME_TYPE_ROULETTE)
+    )
     intruder.studio_id = "someone-else"
     assert await refused(studio, intruder) == "STUDIO_NOT_AUTHORIZED"
     studio.sequence = itertools.count(1)
@@ -234,12 +243,25 @@ async def test_another_studio_is_refused_and_consumes_nothing(casino: Casino) ->
     ).status == game_pb2.APPLY_STATUS_APPLIED
     rng = await casino.table(rng_table(name="not a studio table"))
     other = Studio(casino, rng)
-    assert await refused(other, other.event(round_start=ingest_pb2.RoundStart(game_type=1))) == (
-        "STUDIO_NOT_AUTHORIZED"
+    foreign = other.event(
+        round_start=ingest_pb2.RoundStart(game_type=common_pb2.GAME_TYPE_ROULETTE)
     )
+    assert await refused(other, foreign) == "STUDIO_NOT_AUTHORIZED"
 
 
-def dealt(index: int, target: int, text: str, seat: int = 0, hand: int = 0) -> dict[str, object]:
+class Dealt(TypedDict):
+    """The payload of ``Studio.event`` for one card."""
+
+    card_dealt: table_event_pb2.CardDealt
+
+
+def dealt(
+    index: int,
+    target: table_event_pb2.CardTarget.ValueType,
+    text: str,
+    seat: int = 0,
+    hand: int = 0,
+) -> Dealt:
     (card,) = cards(text)
     message = common_pb2.Card(rank=int(card.rank), suit=int(card.suit))  # type: ignore[arg-type]
     return {
@@ -248,7 +270,7 @@ def dealt(index: int, target: int, text: str, seat: int = 0, hand: int = 0) -> d
             target=target,
             seat=seat,
             hand=hand,
-            card=message,  # type: ignore[arg-type]
+            card=message,
         )
     }
 

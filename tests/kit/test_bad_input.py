@@ -8,10 +8,10 @@ import pytest
 from casino.common.v1 import common_pb2
 from casino.wallet.v1 import wallet_service_pb2, wallet_service_pb2_grpc
 from casino_cli.platform import Platform
-from casino_kit.errors import details_of
+from casino_kit.errors import ErrorDetails, details_of
 
 
-async def _deposit(platform: Platform, request: wallet_service_pb2.DepositRequest):
+async def _deposit(platform: Platform, request: wallet_service_pb2.DepositRequest) -> ErrorDetails:
     async with grpc.aio.insecure_channel(platform.addresses["wallet_svc"]) as channel:
         stub = wallet_service_pb2_grpc.WalletServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as failure:

@@ -4,6 +4,7 @@ group fails each of its callers and no other."""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 
@@ -51,8 +52,12 @@ async def test_items_arriving_while_a_group_is_under_way_go_together_next() -> N
 async def test_groups_hold_at_most_max_items_and_keep_a_call_whole() -> None:
     recorder = Recorder()
     batcher = Batcher(recorder, max_in_flight=1, max_items=3)
-    results = await asyncio.gather(
-        batcher.submit_many([1, 2]), batcher.submit_many([3, 4]), batcher.submit_many([5])
+    # asyncio.gather returns a list; typeshed types its fixed-arity overloads as a tuple
+    results = cast(
+        list[list[int]],
+        await asyncio.gather(
+            batcher.submit_many([1, 2]), batcher.submit_many([3, 4]), batcher.submit_many([5])
+        ),
     )
     assert results == [[2, 4], [6, 8], [10]]
     assert recorder.groups == [[1, 2], [3, 4, 5]]

@@ -16,19 +16,19 @@ from casino_kit.errors import (
 from casino_kit.interceptor import ServerInterceptor
 
 
-async def _bad_input(request: bytes, context) -> bytes:
+async def _bad_input(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     raise InvalidArgument([FieldViolation("amount.amount_minor", "must be positive")])
 
 
-async def _closed(request: bytes, context) -> bytes:
+async def _closed(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     raise FailedPrecondition("BETTING_CLOSED", "betting closed at 12:00:00", metadata={"t": "1"})
 
 
-async def _bug(request: bytes, context) -> bytes:
+async def _bug(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     raise RuntimeError("secret internals /srv/app.py line 3")
 
 
-async def _stream_bug(request: bytes, context) -> AsyncIterator[bytes]:
+async def _stream_bug(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
     yield b"first"
     raise FailedPrecondition("TABLE_SUSPENDED", "table suspended")
 

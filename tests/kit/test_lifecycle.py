@@ -36,7 +36,8 @@ async def check(address: str, service: str = "") -> int:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=2
         )
-        return reply.status
+        status: int = reply.status
+        return status
 
 
 @pytest.mark.parametrize("package", PACKAGES)

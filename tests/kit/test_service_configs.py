@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from google.protobuf.descriptor import MethodDescriptor
 
 from casino_kit.channels import service_config
 
@@ -20,7 +23,7 @@ PACKAGES = [
 ]
 
 
-def _methods(package: str):
+def _methods(package: str) -> Iterator[tuple[str, MethodDescriptor]]:
     domain = package.split(".")[1]
     module = importlib.import_module(f"{package}.{domain}_service_pb2")
     for service in module.DESCRIPTOR.services_by_name.values():
@@ -28,9 +31,10 @@ def _methods(package: str):
             yield service.full_name, method
 
 
-def _policy(config: dict, service: str, method: str) -> dict:
+def _policy(config: dict[str, Any], service: str, method: str) -> dict[str, Any]:
     """The method config gRPC would apply: a method entry beats a service-wide one."""
-    best: dict = {}
+    best: dict[str, Any] = {}
+    entry: dict[str, Any]
     for entry in config["methodConfig"]:
         for name in entry["name"]:
             if name["service"] == service and name.get("method") == method:

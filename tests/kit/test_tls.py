@@ -19,7 +19,9 @@ from casino_kit.settings import SettingsError
 from casino_kit.tls import TlsSettings, channel_credentials, is_loopback, server_credentials
 
 
-def _issue(name: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None):
+def _issue(
+    name: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     issuer_name, issuer_key = issuer or (subject, key)
@@ -45,7 +47,9 @@ def _issue(name: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | Non
     return builder.sign(issuer_key, hashes.SHA256()), key
 
 
-def _write(directory: Path, name: str, cert: x509.Certificate, key) -> tuple[Path, Path]:
+def _write(
+    directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[Path, Path]:
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -89,10 +93,13 @@ async def _check(tls: TlsSettings, port: int) -> int:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(), timeout=5
         )
-        return reply.status
+        status: int = reply.status
+        return status
 
 
-async def test_mtls_admits_a_client_certificate_and_refuses_none(pki) -> None:
+async def test_mtls_admits_a_client_certificate_and_refuses_none(
+    pki: dict[str, TlsSettings],
+) -> None:
     server, port = await _health_server(pki["server"])
     try:
         assert await _check(pki["client"], port) == health_pb2.HealthCheckResponse.SERVING
@@ -103,7 +110,9 @@ async def test_mtls_admits_a_client_certificate_and_refuses_none(pki) -> None:
         await server.stop(None)
 
 
-async def test_public_edge_takes_tls_without_client_certificates(pki) -> None:
+async def test_public_edge_takes_tls_without_client_certificates(
+    pki: dict[str, TlsSettings],
+) -> None:
     edge = pki["server"]
     server, port = await _health_server(
         TlsSettings(

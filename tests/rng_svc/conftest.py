@@ -101,12 +101,13 @@ class RngClient:
     async def commit(
         self, round_id: str, table_id: str = "table-1", key: str | None = None
     ) -> rng_service_pb2.CommitSeedResponse:
-        return await self.stub.CommitSeed(
+        response: rng_service_pb2.CommitSeedResponse = await self.stub.CommitSeed(
             rng_service_pb2.CommitSeedRequest(
                 idempotency_key=key or f"commit:{round_id}", round_id=round_id, table_id=table_id
             ),
             timeout=10,
         )
+        return response
 
     async def draw(
         self,
@@ -115,7 +116,7 @@ class RngClient:
         client_seed: str = "players-seed",
         key: str | None = None,
     ) -> rng_service_pb2.DrawOutcomeResponse:
-        return await self.stub.DrawOutcome(
+        response: rng_service_pb2.DrawOutcomeResponse = await self.stub.DrawOutcome(
             rng_service_pb2.DrawOutcomeRequest(
                 idempotency_key=key or f"draw:{round_id}",
                 round_id=round_id,
@@ -124,16 +125,18 @@ class RngClient:
             ),
             timeout=10,
         )
+        return response
 
     async def reveal(
         self, round_id: str, key: str | None = None
     ) -> rng_service_pb2.RevealSeedResponse:
-        return await self.stub.RevealSeed(
+        response: rng_service_pb2.RevealSeedResponse = await self.stub.RevealSeed(
             rng_service_pb2.RevealSeedRequest(
                 idempotency_key=key or f"reveal:{round_id}", round_id=round_id
             ),
             timeout=10,
         )
+        return response
 
     async def play(
         self, round_id: str, draw: rng_pb2.DrawSpec | None = None, reveal: bool = True
@@ -147,19 +150,22 @@ class RngClient:
         return record
 
     async def record(self, round_id: str) -> rng_pb2.OutcomeRecord:
-        reply = await self.stub.GetOutcomeRecord(
+        reply: rng_service_pb2.GetOutcomeRecordResponse = await self.stub.GetOutcomeRecord(
             rng_service_pb2.GetOutcomeRecordRequest(round_id=round_id), timeout=10
         )
         return reply.record
 
     async def public_key(self, key_id: str = "") -> rng_pb2.PublicKey:
-        reply = await self.stub.GetPublicKey(
+        reply: rng_service_pb2.GetPublicKeyResponse = await self.stub.GetPublicKey(
             rng_service_pb2.GetPublicKeyRequest(key_id=key_id), timeout=10
         )
         return reply.public_key
 
     async def verify(self) -> rng_service_pb2.VerifyAuditLogResponse:
-        return await self.stub.VerifyAuditLog(rng_service_pb2.VerifyAuditLogRequest(), timeout=30)
+        response: rng_service_pb2.VerifyAuditLogResponse = await self.stub.VerifyAuditLog(
+            rng_service_pb2.VerifyAuditLogRequest(), timeout=30
+        )
+        return response
 
 
 ROULETTE = rng_pb2.DrawSpec(roulette=rng_pb2.RouletteDraw())

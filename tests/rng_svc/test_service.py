@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from casino.common.v1 import common_pb2
 from casino.rng.v1 import rng_pb2, rng_service_pb2
 from casino_cli.platform import Platform, StartError
 from casino_kit.errors import details_of
@@ -166,7 +167,10 @@ BAD_REQUESTS = [
     (
         "CommitSeed",
         rng_service_pb2.CommitSeedRequest(
-            idempotency_key="k", round_id="r\n1", table_id="t" * 129, algorithm=7
+            idempotency_key="k",
+            round_id="r\n1",
+            table_id="t" * 129,
+            algorithm=common_pb2.FairnessAlgorithm.ValueType(7),  # not in the contract
         ),
         {"round_id", "table_id", "algorithm"},
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -99,7 +100,8 @@ def flip(record: OutcomeRecord, field: str) -> OutcomeRecord:
         changed = value + 1
     else:
         changed = flip_text(value)
-    return dataclasses.replace(record, **{field: changed})
+    changes: dict[str, Any] = {field: changed}
+    return dataclasses.replace(record, **changes)
 
 
 EXPECTED_FAILURE = {

@@ -70,7 +70,7 @@ async def test_a_bet_is_staked_once_whichever_node_the_retry_reaches(d: Deployme
         assert first.balance.amount_minor == 9_000
         assert await casino.balance(who.account) == 9_000  # staked once
 
-        told = []
+        told: list[pb.WatchTableResponse] = []
         while not any(m.HasField("bet_accepted") for m in told):
             told.append(await asyncio.wait_for(stream.read(), 10))
         accepted = next(m.bet_accepted for m in told if m.HasField("bet_accepted"))

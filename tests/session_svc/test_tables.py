@@ -622,7 +622,7 @@ async def test_a_settled_bet_reaches_its_player_with_the_client_bet_id(d: Deploy
 
     async def next_with(kind: str) -> pb.WatchTableResponse:
         while True:
-            message = await asyncio.wait_for(call.read(), 30)
+            message: pb.WatchTableResponse = await asyncio.wait_for(call.read(), 30)
             if kind in (message.WhichOneof("event"), message.table_event.WhichOneof("payload")):
                 return message
 

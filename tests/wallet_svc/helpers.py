@@ -39,7 +39,8 @@ class Client:
 
     async def open(self, player: str, currency: str = "EUR") -> ws.OpenAccountResponse:
         request = ws.OpenAccountRequest(idempotency_key=key(), player_id=player, currency=currency)
-        return await self.wallet.OpenAccount(request, timeout=10)
+        response: ws.OpenAccountResponse = await self.wallet.OpenAccount(request, timeout=10)
+        return response
 
     async def deposit(
         self, player: str, amount: int, currency: str = "EUR", idem: str | None = None
@@ -47,7 +48,8 @@ class Client:
         request = ws.DepositRequest(
             idempotency_key=idem or key(), player_id=player, amount=eur(amount, currency)
         )
-        return await self.wallet.Deposit(request, timeout=10)
+        response: ws.DepositResponse = await self.wallet.Deposit(request, timeout=10)
+        return response
 
     async def withdraw(
         self, player: str, amount: int, currency: str = "EUR"
@@ -55,7 +57,8 @@ class Client:
         request = ws.WithdrawRequest(
             idempotency_key=key(), player_id=player, amount=eur(amount, currency)
         )
-        return await self.wallet.Withdraw(request, timeout=10)
+        response: ws.WithdrawResponse = await self.wallet.Withdraw(request, timeout=10)
+        return response
 
     async def verify(self, player: str) -> None:
         await self.admin.SetKycStatus(
@@ -87,7 +90,8 @@ class Client:
                 for b, p, a in stakes
             ],
         )
-        return await self.wallet.PlaceStakes(request, timeout=10)
+        response: ws.PlaceStakesResponse = await self.wallet.PlaceStakes(request, timeout=10)
+        return response
 
     async def settle(
         self,
@@ -105,7 +109,8 @@ class Client:
                 wallet_pb2.Payout(bet_id=b, player_id=p, payout=eur(a)) for b, p, a in payouts
             ],
         )
-        return await self.wallet.SettleRound(request, timeout=10)
+        response: ws.SettleRoundResponse = await self.wallet.SettleRound(request, timeout=10)
+        return response
 
     async def refund(
         self, round_id: str, table: str = "t1", token: int = 1
@@ -117,16 +122,21 @@ class Client:
             fencing_token=token,
             reason="round voided",
         )
-        return await self.wallet.RefundRound(request, timeout=10)
+        response: ws.RefundRoundResponse = await self.wallet.RefundRound(request, timeout=10)
+        return response
 
     async def balance(self, player: str, currency: str = "EUR") -> int:
-        reply = await self.wallet.GetBalance(
+        reply: ws.GetBalanceResponse = await self.wallet.GetBalance(
             ws.GetBalanceRequest(player_id=player, currency=currency), timeout=10
         )
         return reply.balance.amount_minor
 
     async def set_limit(
-        self, player: str, kind: int, period: int, amount: int | None
+        self,
+        player: str,
+        kind: limits_pb2.MoneyLimitKind.ValueType,
+        period: limits_pb2.LimitPeriod.ValueType,
+        amount: int | None,
     ) -> ws.SetLimitsResponse:
         limit = limits_pb2.MoneyLimit(kind=kind, period=period)
         if amount is not None:
@@ -134,10 +144,14 @@ class Client:
         request = ws.SetLimitsRequest(
             idempotency_key=key(), player_id=player, currency="EUR", limits=[limit]
         )
-        return await self.admin.SetLimits(request, timeout=10)
+        response: ws.SetLimitsResponse = await self.admin.SetLimits(request, timeout=10)
+        return response
 
     async def reconcile(self) -> ws.ReconcileResponse:
-        return await self.admin.Reconcile(ws.ReconcileRequest(), timeout=30)
+        response: ws.ReconcileResponse = await self.admin.Reconcile(
+            ws.ReconcileRequest(), timeout=30
+        )
+        return response
 
 
 async def failure(call: Awaitable[Any]) -> ErrorDetails:

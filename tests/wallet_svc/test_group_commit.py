@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import pytest
 import pytest_asyncio
@@ -135,7 +136,9 @@ async def test_a_transient_failure_retries_the_batch(
 ) -> None:
     fake, committer = ledger
     fake.down_for = 2
-    assert await asyncio.gather(committer.submit("x"), committer.submit("y")) == ["ok:x", "ok:y"]
+    # asyncio.gather returns a list; typeshed types its fixed-arity overloads as a tuple
+    both = cast(list[str], await asyncio.gather(committer.submit("x"), committer.submit("y")))
+    assert both == ["ok:x", "ok:y"]
     fake.down_for = 10
     with pytest.raises(DatabaseDown):
         await committer.submit("z")

@@ -127,7 +127,7 @@ def test_random_rounds_conserve_money() -> None:
     rng = random.Random(7)
     book = accounts()
     for round_number in range(200):
-        shares = []
+        shares: list[BetShare] = []
         for bet in range(rng.randint(0, 4)):
             player = rng.choice([1, 2])
             stake = rng.randint(1, 50)
