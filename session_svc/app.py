@@ -14,6 +14,7 @@ from casino_kit.channels import upstream
 from casino_kit.logs import get_logger
 from casino_kit.server import ServerSettings, Servicer, ServiceSpec
 from casino_kit.settings import SettingsError
+from session_svc import metrics
 from session_svc.bet_stream import GameBets
 from session_svc.bets import BetBook
 from session_svc.decisions import Decisions
@@ -140,6 +141,7 @@ def build(settings: Settings) -> ServiceSpec:
         FeedSettings(queue_size=settings.watch_queue_size, touch_s=settings.seat_grace_s / 3),
     )
 
+    metrics.register(feeds.hub)
     wallet = wallet_service_pb2_grpc.WalletServiceStub(wallet_channel)
     game_bets = GameBets(game)
 

@@ -146,6 +146,15 @@ class FanoutHub(Generic[E, S]):
         streams = () if table is None else table.streams.values()
         return [stream.key for stream in streams if stream.owner is not None]
 
+    def connected_keys(self) -> set[str]:
+        """The stream keys (players) with a stream of any table connected to this process."""
+        return {
+            stream.key
+            for table in self._tables.values()
+            for stream in table.streams.values()
+            if stream.owner is not None
+        }
+
     def stream_keys(self, table_id: str) -> list[str]:
         """The streams of ``table_id`` this process holds, connected or awaiting resume."""
         table = self._tables.get(table_id)

@@ -536,8 +536,8 @@ def test_hpas_scale_the_stateless_services_on_the_right_metrics(target: str) -> 
                 found.add(("Resource", metric["resource"]["name"]))
         return found
 
-    assert {("Pods", "casino_active_sessions"), ("Resource", "cpu")} <= metrics("session-svc")
-    assert ("Pods", "casino_viewers") in metrics("edge-relay")
+    assert {("Pods", "session_active_players"), ("Resource", "cpu")} <= metrics("session-svc")
+    assert ("Pods", "relay_viewers") in metrics("edge-relay")
     assert metrics("wallet-svc") == {("Resource", "cpu")}
     assert metrics("rng-svc") == {("Resource", "cpu")}
 
