@@ -155,7 +155,11 @@ class Platform:
         for info in SERVICES:
             port = free_port() if self.free_ports else info.port
             self.addresses.setdefault(info.package, f"127.0.0.1:{port}")
-        if self.free_ports:
+        relay_env = {**os.environ, **self.env, **self.service_env.get("edge_relay", {})}
+        configured = relay_env.get("CASINO_WHEP_PORT", "")
+        if configured.isdigit() and int(configured):
+            self.whep_port = int(configured)
+        elif self.free_ports or configured == "0":
             self.whep_port = free_port()
 
     def environment(self, package: str, port: int) -> dict[str, str]:
@@ -174,8 +178,10 @@ class Platform:
             env[ADDR_VARIABLE[upstream]] = self.addresses[upstream]
         if info.serves_whep:
             # A second instance (tests start one beside the platform's) needs a port of its own.
-            own = self.addresses[package] == f"127.0.0.1:{port}"
-            env.setdefault("CASINO_WHEP_PORT", str(self.whep_port if own else free_port()))
+            if self.addresses[package] == f"127.0.0.1:{port}":
+                env["CASINO_WHEP_PORT"] = str(self.whep_port)
+            else:
+                env.setdefault("CASINO_WHEP_PORT", str(free_port()))
         return env
 
     def ports_in_use(self) -> list[str]:

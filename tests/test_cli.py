@@ -13,7 +13,7 @@ import aiohttp
 import grpc
 import pytest
 
-from casino_cli.platform import SERVICES, Platform, StartError, free_port
+from casino_cli.platform import SERVICES, WHEP_PORT, Platform, StartError, free_port
 from casino_kit.server import wait_until_serving
 
 
@@ -145,6 +145,23 @@ async def test_a_port_in_use_stops_the_start_before_any_service_runs(tmp_path: P
             await platform.start()
     assert not platform.processes
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "free_ports", "expected"),
+    [({}, False, WHEP_PORT), ({"CASINO_WHEP_PORT": "9123"}, False, 9123), ({}, True, None)],
+)
+def test_the_whep_port_printed_is_the_one_the_relay_gets(
+    tmp_path: Path, env: dict[str, str], free_ports: bool, expected: int | None
+) -> None:
+    platform = Platform(data_dir=tmp_path, env=env, free_ports=free_ports)
+    port = int(platform.addresses["edge_relay"].rsplit(":", 1)[1])
+    given = platform.environment("edge_relay", port)["CASINO_WHEP_PORT"]
+    assert given == str(platform.whep_port)
+    if expected is None:  # a free one (the kernel never hands out 8890: not ephemeral)
+        assert platform.whep_port not in (0, WHEP_PORT)
+    else:
+        assert platform.whep_port == expected
 
 
 def test_free_ports_are_never_handed_out_twice() -> None:
