@@ -147,11 +147,15 @@ class FanoutHub(Generic[E, S]):
         return [stream.key for stream in streams if stream.owner is not None]
 
     def connected_keys(self) -> set[str]:
-        """The stream keys (players) with a stream of any table connected to this process."""
+        """The stream keys (players) with a stream of any table connected to this process.
+
+        Safe to call from the metrics exporter's thread: each dict is copied in one step
+        (under the GIL) before it is walked, so streams coming and going cannot break the walk.
+        """
         return {
             stream.key
-            for table in self._tables.values()
-            for stream in table.streams.values()
+            for table in list(self._tables.values())
+            for stream in list(table.streams.values())
             if stream.owner is not None
         }
 

@@ -4,6 +4,7 @@ snapshots for slow or new streams, gap-free per-stream sequences and resume."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -245,3 +246,35 @@ async def test_a_newer_connection_takes_the_stream_over() -> None:
         assert (await take(new, 1))[0].sequence == 2
     await old.__aexit__(None, None, None)
     await hub.close()
+
+
+async def test_the_metrics_thread_can_count_players_while_streams_come_and_go() -> None:
+    """The Prometheus exporter reads ``connected_keys`` from its own thread."""
+    table = Table()
+    hub = hub_for(table, retention_s=0.0)
+    failures: list[BaseException] = []
+    running = True
+
+    def scrape() -> None:
+        while running:
+            try:
+                hub.connected_keys()
+            except BaseException as error:  # any failure is the finding
+                failures.append(error)
+                return
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    try:
+        for round_ in range(40):
+            subscriptions = [hub.subscribe(f"t{i % 7}", f"p{round_}-{i}") for i in range(200)]
+            for subscription in subscriptions:
+                await subscription.__aenter__()
+            assert len(hub.connected_keys()) == 200
+            for subscription in subscriptions:
+                await subscription.__aexit__(None, None, None)
+    finally:
+        running = False
+        scraper.join()
+        await hub.close()
+    assert not failures, failures[0]
