@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
 
 from casino_kit.batching import Batcher
-from casino_kit.logs import get_logger
+from casino_kit.logs import Throttle, get_logger
 from casino_kit.redis_errors import LOST, unreachable_is_unavailable
 
 MAX_REDIS_CONNECTIONS = 64
@@ -525,6 +525,7 @@ class RedisStore:
         await self._run(lambda p: [p.publish(channel, message) for message in messages])
 
     async def subscribe(self, channel: str) -> AsyncIterator[str | None]:
+        lost = Throttle(every_s=10.0)  # a long outage retries twice a second per table
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
@@ -536,9 +537,13 @@ class RedisStore:
                     if message["type"] == "message":
                         yield str(message["data"])
             except LOST as error:
-                log.warning(
-                    "subscription lost; subscribing again", channel=channel, error=str(error)
-                )
+                if (held := lost.passes()) is not None:
+                    log.warning(
+                        "subscription lost; subscribing again",
+                        channel=channel,
+                        error=str(error),
+                        not_logged_since_last=held,
+                    )
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.unsubscribe(channel)
